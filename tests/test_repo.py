@@ -1,0 +1,93 @@
+"""Repository invariants: pinned dependencies agree, notebooks are stored clean and paired, stages are wired."""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def _pins_pyproject():
+    proj = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = proj["dependencies"] + [d for extra in proj["optional-dependencies"].values() for d in extra]
+    return {re.split(r"[=<>!~]", d)[0].lower().replace("_", "-"): d.replace(" ", "") for d in deps}
+
+
+def _pins_environment():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    return {re.split(r"[=<>!~]", d)[0].lower().replace("_", "-"): d.replace(" ", "") for d in pip}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    assert _pins_environment() == _pins_pyproject()
+
+
+def test_torch_pins():
+    pins = _pins_pyproject()
+    assert pins["torch"] == "torch==2.14.1" and pins["torchvision"] == "torchvision==0.29.1"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(nb):
+    for cell in nbformat.read(nb, as_version=4).cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{nb.name}: strip outputs (make strip)"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_paired_with_its_py(nb):
+    py = nb.with_suffix(".py")
+    assert py.exists(), f"{nb.name} has no paired {py.name} (make notebooks)"
+    a = [(c.cell_type, c.source.strip()) for c in jupytext.read(py).cells]
+    b = [(c.cell_type, c.source.strip()) for c in nbformat.read(nb, as_version=4).cells]
+    assert a == b, f"{nb.name} and {py.name} differ: run `make notebooks`"
+
+
+def _parameters(nb: Path) -> dict:
+    cell = next(c for c in nbformat.read(nb, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    return {t.targets[0].id: ast.literal_eval(t.value) for t in ast.parse(cell.source).body if isinstance(t, ast.Assign)}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_holds_plain_values(nb):
+    assert _parameters(nb), f"{nb.name} needs a cell tagged 'parameters'"
+
+
+def test_every_notebook_stage_passes_its_parameters_from_its_params_section():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    staged = set()
+    for name, st in stages.items():
+        cmd = " ".join(st["cmd"]) if isinstance(st["cmd"], list) else st["cmd"]
+        m = re.search(r"papermill (notebooks/(\S+)\.ipynb) reports/(\S+)\.ipynb", cmd)
+        if not m:
+            continue
+        nb = REPO / m.group(1)
+        assert m.group(2) == m.group(3) == name, f"stage {name} must run notebooks/{name}.ipynb"
+        assert m.group(1) in st["deps"]
+        staged.add(nb.name)
+        passed = dict(re.findall(r"-p (\w+) \"?\$\{([\w.]+)\}", cmd))
+        assert set(passed) == set(_parameters(nb)), f"{name}: -p names differ from the parameters cell"
+        for pname, ref in passed.items():
+            section, key = ref.split(".")
+            assert section in st["params"] and key in params[section], f"{name}: {ref} missing from params.yaml"
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in st["outs"]]
+        assert {f"data/{name}", f"figures/{name}", f"reports/{name}.ipynb", f"reports/{name}.html"} <= set(outs)
+        assert any(f"metrics/{name}.json" in m for m in map(str, st["metrics"]))
+    assert staged == {nb.name for nb in NOTEBOOKS if re.match(r"\d\d_", nb.name)}
+
+
+def test_package_has_no_placeholders():
+    hits = subprocess.run(["git", "grep", "-n", "-E", "NotImplementedError|TODO|FIXME", "--", "i2s"],
+                          cwd=REPO, capture_output=True, text=True).stdout
+    assert hits == ""
