@@ -1,0 +1,230 @@
+"""Tests for i2s.mrcca (MR-CCA music-image matching)."""
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from sklearn.cross_decomposition import CCA as SkCCA
+from sklearn.metrics import adjusted_rand_score
+
+from i2s.mrcca import (MRCCA, cca, closest_score, consistency, dtrt_distances,
+                       ensemble_score, fit_cca, fit_dtrt, normalized_cut,
+                       pairwise_distance, rank_weights, select_references,
+                       softmax_weights)
+
+
+def correlated(n=800, seed=0):
+    """Two views sharing a 2-d latent signal with different strengths."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    X = z @ rng.normal(size=(2, 6)) + 0.7 * rng.normal(size=(n, 6))
+    Y = z @ rng.normal(size=(2, 4)) + 0.7 * rng.normal(size=(n, 4))
+    return X, Y
+
+
+def two_world_toy(n, rng, maps):
+    """Music in two far-apart clusters; each cluster maps music -> image by its own matrix."""
+    c = rng.integers(2, size=n)
+    u = rng.normal(size=(n, 3))
+    music = np.c_[u, np.where(c == 1, 6.0, -6.0)]
+    images = np.einsum("nij,nj->ni", maps[c], u) + 0.3 * rng.normal(size=(n, maps.shape[1]))
+    return images, music, c
+
+
+def true_vs_random(n, rng):
+    """Preferences: the matched image beats a random other image, for every music row."""
+    other = (np.arange(n) + rng.integers(1, n, size=n)) % n
+    return np.c_[np.arange(n), np.arange(n), other]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    A0 = rng.normal(size=(5, 3))
+    # opposite maps: the pooled music-image cross-covariance cancels, so one global
+    # linear CCA sees nothing while per-cluster models see a clean linear relation
+    maps = np.stack([A0, -A0])
+    Itr, Mtr, ctr = two_world_toy(600, rng, maps)
+    Ite, Mte, _ = two_world_toy(400, rng, maps)
+    return dict(Itr=Itr, Mtr=Mtr, ctr=ctr, Ptr=true_vs_random(600, rng),
+                Ite=Ite, Mte=Mte, Pte=true_vs_random(400, rng))
+
+
+@pytest.fixture(scope="module")
+def fitted(toy):
+    model = MRCCA(n_clusters=2, d=6, n_components=5, seed=0)
+    return model.fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
+
+
+# ------------------------------------------------------------------- CCA ---
+def test_cca_corrs_match_projections_and_sklearn():
+    X, Y = correlated()
+    Wx, Wy, corrs = cca(X, Y, 3, reg=0.0)
+    assert Wx.shape == (6, 3) and Wy.shape == (4, 3) and corrs.shape == (3,)
+    assert np.all(np.diff(corrs) <= 0)
+    Px, Py = (X - X.mean(0)) @ Wx, (Y - Y.mean(0)) @ Wy
+    emp = [np.corrcoef(Px[:, k], Py[:, k])[0, 1] for k in range(3)]
+    np.testing.assert_allclose(emp, corrs, atol=1e-3)
+
+    sk = SkCCA(n_components=1, max_iter=5000, tol=1e-12).fit(X, Y)
+    sx, sy = sk.transform(X, Y)
+    sk_corr = abs(np.corrcoef(sx[:, 0], sy[:, 0])[0, 1])
+    assert abs(sk_corr - corrs[0]) < 1e-2
+
+
+def test_cca_projections_white_and_uncorrelated():
+    X, Y = correlated(seed=1)
+    m = fit_cca(X, Y, 4, reg=0.0)
+    Px, Py = m.transform_x(X), m.transform_y(Y)
+    np.testing.assert_allclose(np.cov(Px, rowvar=False), np.eye(4), atol=1e-8)
+    np.testing.assert_allclose(np.cov(Py, rowvar=False), np.eye(4), atol=1e-8)
+    # cross-covariance is diagonal with the canonical correlations on it
+    cross = (Px - Px.mean(0)).T @ (Py - Py.mean(0)) / (len(X) - 1)
+    np.testing.assert_allclose(cross, np.diag(m.corrs), atol=1e-8)
+    # the plain CCA similarity (Eq. 1) is the unweighted sum of products
+    np.testing.assert_allclose(m.score(X, Y), (Px * Py).sum(1))
+
+
+# ---------------------------------------------------------- ranking SVM ---
+def test_rank_weights_recover_signs():
+    rng = np.random.default_rng(3)
+    n = 400
+    xa, xb, y = rng.normal(size=(3, n, 3))
+    w_true = np.array([1.0, -1.0, 0.0])
+    za, zb = xa * y, xb * y
+    margin = (za - zb) @ w_true
+    keep = np.abs(margin) > 0.2  # strictly separable with a visible margin
+    pref = np.where((margin > 0)[:, None], za, zb)[keep]
+    other = np.where((margin > 0)[:, None], zb, za)[keep]
+    W = rank_weights(pref, other, C=10.0, seed=0)
+    assert W[0] > 0 > W[1]
+    assert abs(W[2]) < 0.2 * min(W[0], -W[1])
+    assert np.all((pref - other) @ W > 0)  # training consistency 1.0
+
+
+# ------------------------------------------------------------- ensemble ---
+def test_soft_ensemble_equals_closest_when_one_cluster_dominates():
+    rng = np.random.default_rng(4)
+    S = rng.normal(size=(50, 4))
+    d2 = rng.uniform(0, 10, size=(50, 4))
+    np.testing.assert_allclose(ensemble_score(S, d2, 1e-9), closest_score(S, d2), atol=1e-6)
+    # a moderate temperature really mixes (guards against a vacuous pass)
+    assert np.abs(ensemble_score(S, d2, 5.0) - closest_score(S, d2)).max() > 1e-2
+    np.testing.assert_allclose(softmax_weights(d2, 5.0).sum(1), 1.0)
+    # music sitting on one centre, all other centres very far: weights one-hot
+    d2_far = np.full((50, 4), 1e4)
+    d2_far[np.arange(50), rng.integers(4, size=50)] = 0.0
+    np.testing.assert_allclose(ensemble_score(S, d2_far, 1.0), closest_score(S, d2_far), atol=1e-6)
+
+
+def test_model_soft_equals_closest_at_low_temperature(toy, fitted):
+    cold = MRCCA(n_clusters=2, d=6, n_components=5, seed=0, temperature=1e-9)
+    cold.fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
+    soft = cold.score(toy["Ite"], toy["Mte"], method="mr-cca")
+    hard = cold.score(toy["Ite"], toy["Mte"], method="cr-cca")
+    np.testing.assert_allclose(soft, hard, atol=1e-6)
+    # at its default temperature the fitted model is not just the closest cluster
+    S = fitted.cluster_scores(toy["Ite"], toy["Mte"])
+    assert S.shape == (len(toy["Ite"]), 2)
+    assert not np.allclose(fitted.score(toy["Ite"], toy["Mte"]),
+                           fitted.score(toy["Ite"], toy["Mte"], method="cr-cca"))
+
+
+# ----------------------------------------------------------------- DtRT ---
+def test_dtrt_shape_and_zero_self_distance():
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 1, size=(30, 7))
+    blocks, metrics = [slice(0, 3), slice(3, 7)], ["l1", "chi2"]
+    ref_idx = np.array([2, 5, 9])
+    D = dtrt_distances(X, X[ref_idx], blocks, metrics)
+    assert D.shape == (30, 3 * 2)  # n x (n_refs * n_feature_types), block-major
+    for r, i in enumerate(ref_idx):
+        assert D[i, r] == 0 and D[i, 3 + r] == 0
+    assert np.all(D[np.setdiff1d(np.arange(30), ref_idx)] > 0)
+    np.testing.assert_allclose(D[:, :3], cdist(X[:, :3], X[ref_idx, :3], "cityblock"))
+    a, b = X[0, 3:], X[5, 3:]
+    assert np.isclose(D[0, 4], 0.5 * np.sum((a - b) ** 2 / (a + b)))
+
+    dt = fit_dtrt(X, X[ref_idx], blocks, metrics)
+    S = dt.transform(X)
+    assert S.shape == (30, 6) and np.all((S > 0) & (S <= 1))
+    np.testing.assert_allclose(S[ref_idx[1], [1, 4]], 1.0)  # exp(-0) for a reference itself
+    # the paper's conversion s = exp(-d^2 / sigma^2), per feature type
+    np.testing.assert_allclose(S, np.exp(-(D / np.repeat(dt.sigmas, 3)) ** 2))
+    # sigma per type is the median non-zero distance to the references
+    np.testing.assert_allclose(dt.sigmas[0], np.median(D[:, :3][D[:, :3] > 0]))
+    S_mean = fit_dtrt(X, X[ref_idx], blocks, metrics, combine="mean").transform(X)
+    assert S_mean.shape == (30, 3)
+    np.testing.assert_allclose(pairwise_distance(X[:4], X[:4], "cosine").diagonal(), 0, atol=1e-12)
+
+
+def test_select_references_local_and_global():
+    labels = np.repeat([0, 1, 2], [60, 30, 12])
+    local = select_references(labels, d=6, seed=0, mode="local")
+    assert [len(r) for r in local] == [10, 5, 2]
+    for c, r in enumerate(local):
+        assert np.all(labels[r] == c) and len(np.unique(r)) == len(r)
+    glob = select_references(labels, d=6, seed=0, mode="global")
+    assert len(glob) == 17 and len(np.unique(glob)) == 17
+
+
+# -------------------------------------------------------- normalized cut ---
+def test_normalized_cut_recovers_blobs_on_subsample():
+    rng = np.random.default_rng(6)
+    centres = np.array([[0, 0, 0], [8, 0, 0], [0, 8, 0]], float)
+    truth = rng.integers(3, size=5000)
+    X = centres[truth] + rng.normal(size=(5000, 3))
+    labels, centroids = normalized_cut(X, 3, seed=0, n_fit=400)
+    assert centroids.shape == (3, 3)
+    assert adjusted_rand_score(truth, labels) > 0.99
+
+
+# ----------------------------------------------------------- end to end ---
+def test_mrcca_beats_global_cca_on_two_world_toy(toy, fitted):
+    assert adjusted_rand_score(toy["ctr"], fitted.labels_) == 1.0
+    baseline = fit_cca(toy["Itr"], toy["Mtr"], 3)  # one cluster, raw features, no ranking
+    base = consistency(baseline, toy["Ite"], toy["Mte"], toy["Pte"])
+    mr = consistency(fitted, toy["Ite"], toy["Mte"], toy["Pte"])
+    assert mr > 0.9
+    assert base < 0.65
+    assert mr > base + 0.25
+    # the other two named methods work from the same fit and also beat the baseline
+    for method in ("c-cca", "cr-cca"):
+        assert consistency(fitted, toy["Ite"], toy["Mte"], toy["Pte"], method=method) > 0.9
+
+
+def test_ranking_weights_follow_the_preferences(toy, fitted):
+    # every cluster saw preferences, so W was learned rather than left at 1
+    assert all(not np.allclose(cm.W, 1.0) for cm in fitted.clusters_)
+    # reversed preferences (the random image preferred): plain CCA ignores them,
+    # ranking CCA must learn to follow them -- R-CCA's reason to exist
+    rev = toy["Ptr"][:, [0, 2, 1]]
+    m = MRCCA(n_clusters=2, d=6, n_components=5, seed=0, method="cr-cca")
+    m.fit(toy["Itr"], toy["Mtr"], rev)
+    assert consistency(m, toy["Itr"], toy["Mtr"], rev, method="c-cca") < 0.1
+    assert consistency(m, toy["Itr"], toy["Mtr"], rev) > 0.9
+
+
+def test_consistency_counts_ties_as_half():
+    class Const:
+        def score(self, images, music):
+            return np.zeros(len(images))
+    prefs = np.array([[0, 0, 1], [1, 1, 0]])
+    assert consistency(Const(), np.zeros((2, 1)), np.zeros((2, 1)), prefs) == 0.5
+
+
+def test_global_references_fit(toy):
+    m = MRCCA(n_clusters=2, d=6, n_components=5, references="global", seed=0)
+    m.fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
+    assert m.clusters_[0].dtrt_img is m.clusters_[1].dtrt_img
+    assert len(m.clusters_[0].dtrt_img.refs) == round(600 / 6)
+    assert consistency(m, toy["Ite"], toy["Mte"], toy["Pte"]) > 0.8
+
+
+def test_determinism(toy, fitted):
+    again = MRCCA(n_clusters=2, d=6, n_components=5, seed=0)
+    again.fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
+    for method in ("c-cca", "cr-cca", "mr-cca"):
+        np.testing.assert_array_equal(again.score(toy["Ite"], toy["Mte"], method=method),
+                                      fitted.score(toy["Ite"], toy["Mte"], method=method))
+    other = MRCCA(n_clusters=2, d=6, n_components=5, seed=1).fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
+    assert not np.array_equal(other.score(toy["Ite"], toy["Mte"]),
+                              fitted.score(toy["Ite"], toy["Mte"]))
