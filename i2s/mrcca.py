@@ -64,6 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.spatial.distance import cdist, pdist
 from sklearn.cluster import SpectralClustering
 from sklearn.svm import LinearSVC
@@ -186,14 +187,23 @@ def normalized_cut(X, k, seed=0, n_fit=NCUT_N_FIT, affinity=NCUT_AFFINITY,
 
 
 # ------------------------------------------ Distance-to-Reference Transform ---
+def _euclidean(A, B):
+    # |a|^2 + |b|^2 - 2ab runs as one matrix product (BLAS): ~50x faster than cdist at DtRT sizes
+    d2 = (A * A).sum(1)[:, None] + (B * B).sum(1)[None] - 2 * A @ B.T
+    return np.sqrt(np.maximum(d2, 0))
+
+
 def pairwise_distance(A, B, metric):
-    """Distances (len(A) x len(B)) under 'l1', 'l2', 'chi2' or 'cosine'."""
+    """Distances (len(A) x len(B)) under 'l1', 'l2', 'hellinger', 'chi2' or 'cosine'."""
     A = np.asarray(A, float)
     B = np.asarray(B, float)
     if metric == "l1":
         return cdist(A, B, "cityblock")
     if metric == "l2":
-        return cdist(A, B, "euclidean")
+        return _euclidean(A, B)
+    if metric == "hellinger":
+        # for histograms: a chi2-like distance that is Euclidean on square roots, hence BLAS-fast
+        return _euclidean(np.sqrt(np.maximum(A, 0)), np.sqrt(np.maximum(B, 0))) / np.sqrt(2)
     if metric == "cosine":
         # an all-zero vector has no direction; call it maximally far (1)
         return np.nan_to_num(cdist(A, B, "cosine"), nan=1.0)
@@ -459,3 +469,131 @@ def consistency(model, images, music, preferences, **score_kwargs):
     s_a = model.score(images[a], music[m], **score_kwargs)
     s_b = model.score(images[b], music[m], **score_kwargs)
     return float(np.mean(np.where(s_a > s_b, 1.0, np.where(s_a == s_b, 0.5, 0.0))))
+
+
+# ------------------------------------------------ experiment protocol (Sec. 4) ---
+def repeat_split(n_segments, n_train, seed):
+    """Boolean train mask over segments: the paper draws 20,000 of 22,632 at random, anew per repeat."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n_segments, bool)
+    mask[rng.choice(n_segments, n_train, replace=False)] = True
+    return mask
+
+
+def preference_triples(prefs, frame_segment, train_mask):
+    """Votes as (segment, preferred frame, other frame) rows, split into train and test.
+
+    `prefs` has columns segment, frame_mv, frame_random, prefers_mv (one row per vote). A training vote
+    needs its segment and both frames on the training side; a test vote needs its segment on the test side.
+    """
+    seg = prefs["segment"].to_numpy()
+    a, b = prefs["frame_mv"].to_numpy(), prefs["frame_random"].to_numpy()
+    mv = prefs["prefers_mv"].to_numpy(bool)
+    trip = np.column_stack([seg, np.where(mv, a, b), np.where(mv, b, a)])
+    train = train_mask[seg] & train_mask[frame_segment[a]] & train_mask[frame_segment[b]]
+    return trip[train], trip[~train_mask[seg]]
+
+
+def run_repeat(music, images, frame_segment, prefs, n_train, K, d, seed, references="local",
+               combine="mean", image_blocks=None, image_metrics=None, music_blocks=None,
+               music_metrics=None, n_components=N_COMPONENTS):
+    """One repeat of the paper's protocol: split, fit once, score C-CCA, CR-CCA and MR-CCA on test votes."""
+    import time
+    train_mask = repeat_split(len(music), n_train, seed)
+    tr_trip, te_trip = preference_triples(prefs, frame_segment, train_mask)
+    frames = np.flatnonzero(train_mask[frame_segment])
+    row_of = np.full(len(frame_segment), -1)
+    row_of[frames] = np.arange(len(frames))
+    # a vote's music row is the row of its own music-video frame: that pair carries the segment's music
+    tr_rows = np.column_stack([row_of[_own_frame(tr_trip, frame_segment)], row_of[tr_trip[:, 1]], row_of[tr_trip[:, 2]]])
+    mu, sd = music[train_mask].mean(0), music[train_mask].std(0) + 1e-9
+    music_z = (music - mu) / sd if music_blocks is None else _standardise_l2_blocks(music, mu, sd, music_blocks, music_metrics)
+    t0 = time.perf_counter()
+    model = MRCCA(n_clusters=K, d=d, n_components=n_components, references=references, combine=combine,
+                  image_blocks=image_blocks, image_metrics=image_metrics, music_blocks=music_blocks,
+                  music_metrics=music_metrics, seed=seed).fit(images[frames], music_z[frame_segment[frames]], tr_rows)
+    fit_s = time.perf_counter() - t0
+    out = {"K": K, "d": d, "seed": seed, "references": references, "fit_s": fit_s,
+           "train_votes": len(tr_trip), "test_votes": len(te_trip)}
+    # the paper's 84.52% came from 'some human-labelled pairs'; our reading: pairs all labelers agree on
+    test_votes = prefs[~train_mask[prefs["segment"].to_numpy()]]
+    agree = test_votes.groupby("segment")["prefers_mv"].transform(lambda v: v.all() or not v.any()).to_numpy(bool)
+    for method in METHODS:
+        out[method] = consistency(model, images, music_z, te_trip, method=method)
+        out[f"{method} unanimous"] = (consistency(model, images, music_z, te_trip[agree], method=method)
+                                      if agree.any() else float("nan"))
+    return out
+
+
+def cluster_structure(X, ks, seed=0, n_sample=2000, n_pca=20):
+    """Silhouette of k-means clusterings of standardised, PCA-reduced rows for each k (the paper's
+    first observation: music space clusters more cleanly than image space)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, float)[rng.choice(len(X), min(n_sample, len(X)), replace=False)]
+    X = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    Z = PCA(min(n_pca, X.shape[1]), random_state=seed).fit_transform(X)
+    return [float(silhouette_score(Z, KMeans(k, n_init=4, random_state=seed).fit_predict(Z))) for k in ks]
+
+
+def human_reference(prefs, train_mask):
+    """Test-side reference points: how often votes favour the music-video pair, and a labeler's
+    agreement with the majority of the others (what a model can hope to match)."""
+    test = prefs[~train_mask[prefs["segment"].to_numpy()]]
+    by_pair = test.groupby("segment")["prefers_mv"]
+    n = by_pair.transform("size")
+    others = (by_pair.transform("sum") - test["prefers_mv"]) / (n - 1).clip(lower=1)
+    agree = np.where(others == 0.5, 0.5, (others > 0.5) == test["prefers_mv"])
+    return {"votes for the music-video pair": float(test["prefers_mv"].mean()),
+            "labeler agrees with the other labelers' majority": float(np.mean(agree[n > 1]))}
+
+
+def _own_frame(trip, frame_segment):
+    # of the two frames of a vote, the one from the vote's own segment is the music-video frame
+    return np.where(frame_segment[trip[:, 1]] == trip[:, 0], trip[:, 1], trip[:, 2])
+
+
+def _standardise_l2_blocks(music, mu, sd, blocks, metrics):
+    # Euclidean blocks mix units (tempo in BPM, energy in 0..1): z-score them; histogram blocks stay as they are
+    out = np.array(music, float)
+    for blk, metric in zip(blocks, metrics):
+        if metric == "l2":
+            out[:, blk] = (out[:, blk] - mu[blk]) / sd[blk]
+    return out
+
+
+def sweep(configs, n_jobs=2, desc="MR-CCA runs", **data):
+    """run_repeat over a list of {K, d, seed, references} configs in parallel; one row per run."""
+    from joblib import Parallel, delayed
+    rows = Parallel(n_jobs=n_jobs)(delayed(run_repeat)(**data, **cfg) for cfg in tqdm(configs, desc=desc))
+    return pd.DataFrame(rows)
+
+
+def findings(runs_k, runs_d, runs_ref):
+    """Sentences checking the paper's four claims against our runs (true or not, said either way)."""
+    mk = runs_k.groupby("K")[list(METHODS)].mean()
+    md = runs_d.groupby("d")[list(METHODS)].mean()
+    out = []
+    if len(mk) > 1:
+        lo, hi = mk.loc[mk.index <= 10, "mr-cca"], mk.loc[mk.index >= 10, "mr-cca"]
+        flat = f", and spans {100 * (hi.max() - hi.min()):.1f} points for K ≥ 10" if len(hi) > 1 else ""
+        out.append(f"Fig. 2A: MR-CCA goes from {100 * mk['mr-cca'].iloc[0]:.1f}% at K={mk.index[0]} to "
+                   f"{100 * lo.iloc[-1]:.1f}% at K={lo.index[-1]}{flat} (paper: rises up to K≈10, then flat).")
+    if len(md) > 1:
+        best_d = int(md["mr-cca"].idxmax())
+        out.append(f"Fig. 2B: the best reference share is 1/{best_d} ({100 * md['mr-cca'].max():.1f}%) "
+                   f"(paper: around 1/6 to 1/8).")
+    both = pd.concat([mk, md], ignore_index=True)
+    wins_r = float((both["cr-cca"] > both["c-cca"]).mean())
+    wins_m = float((both["mr-cca"] > both["cr-cca"]).mean())
+    out.append(f"Methods: CR-CCA beats C-CCA in {100 * wins_r:.0f}% of the settings and MR-CCA beats CR-CCA in "
+               f"{100 * wins_m:.0f}% (paper: always).")
+    t = runs_ref.groupby("references")[["mr-cca", "fit_s"]].mean()
+    if {"local", "global"} <= set(t.index):
+        out.append(f"References: local {100 * t.loc['local', 'mr-cca']:.1f}% vs global {100 * t.loc['global', 'mr-cca']:.1f}%, "
+                   f"global training {t.loc['global', 'fit_s'] / t.loc['local', 'fit_s']:.1f}× as long "
+                   f"(paper: 80.35% vs 79.24%, 18.7× as long).")
+    return out
+

@@ -36,6 +36,14 @@ PAPER_FACT_OF = {
     "songs_gt50": "songs appearing more than 50 times",
     "triplets_fav_ge3": "triplets with at least 3 favorites",
     "triplets_fav_ge10": "triplets with at least 10 favorites",
+    # the MR-CCA paper's music-video data
+    "videos": "music videos",
+    "segments": "music segments",
+    "pairs": "music-image pairs",
+    "train_segments": "training segments",
+    "prefer_mv_rate_pct": "labelers prefer the MV pair over a random one (%)",
+    "music_dim": "music feature dimension",
+    "image_dim": "image feature dimension",
 }
 
 
@@ -122,6 +130,19 @@ def bar_with_counts(df: pd.DataFrame, x: str, y: str, note: str | None = None, t
         ax.annotate(label, (i, r[y]), ha="center", va="bottom", fontsize=8)
     ax.set_title(title)
     ax.set_ylim(0, df[y].max() * 1.25)
+    return ax
+
+
+def mean_std_lines(df: pd.DataFrame, x: str, columns: list[str], title: str = "", ylabel: str = "", ax=None):
+    """Mean ± std over repeats of each column against x, as lines with error bars (Fig. 2 of MR-CCA)."""
+    ax = ax or plt.subplots(figsize=(6.5, 3.8))[1]
+    agg = df.groupby(x)[columns].agg(["mean", "std"])
+    for c in columns:
+        ax.errorbar(agg.index, agg[(c, "mean")], yerr=agg[(c, "std")], marker="o", ms=3, capsize=2, label=c)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
     return ax
 
 
