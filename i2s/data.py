@@ -121,7 +121,7 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
     has = trip["song_id"].isin(lyric_of.keys())
     reject(~has, "missing_lyric", pd.Series("no lyrics.csv row for this title/artist", index=trip.index))
     text = trip["song_id"].map(lyric_of).fillna("")
-    reject(has & (text.str.strip() == ""), "empty_lyric")
+    reject(has & (text.str.strip() == ""), "empty_lyric", pd.Series("the lyrics.csv row is blank", index=trip.index))
     todo = sorted(set(trip.loc[reason == "", "song_id"]))
     eng, langs = english_mask([lyric_of[s] for s in todo]) if todo else (np.array([], bool), [])
     lang_of = dict(zip(todo, langs))

@@ -9,15 +9,12 @@ import math
 import subprocess
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from . import paths
-
-matplotlib.use("Agg")  # no display on CI or under papermill; notebooks still show figures inline
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 

@@ -59,11 +59,13 @@ def test_every_stage_ran_and_wrote_its_outputs(pipeline):
             assert json.loads((work / path).read_text()), f"{name}: empty metrics"
 
 
-def test_rendered_reports_have_figures_and_no_errors(pipeline):
+def test_rendered_reports_show_every_figure_and_no_errors(pipeline):
     work, _ = pipeline
-    for html in (work / "reports").glob("*.html"):
+    for html in (work / "reports").glob("[0-9][0-9]_*.html"):
         page = html.read_text()
-        assert "data:image/png;base64" in page, f"{html.name} has no inline figure"
+        saved = len(list((work / "figures" / html.stem).glob("*.png")))
+        assert saved > 0, f"{html.stem} saved no figure"
+        assert page.count("data:image/png;base64") >= saved, f"{html.name} shows fewer figures inline than it saved"
         assert "Traceback" not in page and 'class="ansi-red-fg">Error' not in page
 
 
