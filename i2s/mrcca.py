@@ -308,8 +308,8 @@ def rank_weights(z_pref, z_other, C=SVM_C, seed=0):
     svm = LinearSVC(C=C / 2, loss="hinge", fit_intercept=False, dual=True,
                     max_iter=20000, random_state=seed)
     with warnings.catch_warnings():
-        # the hinge dual creeps on noisy, overlapping preferences; after 20,000 passes the weights are
-        # stable to the precision that matters for ranking, so the warning would only clutter the reports
+        # the hinge dual creeps on noisy, overlapping preferences; the weights after 20,000 passes are
+        # used as they are, and a warning per cluster and run would bury the reports
         warnings.simplefilter("ignore", ConvergenceWarning)
         return svm.fit(Z, y).coef_.ravel()
 
