@@ -5,8 +5,8 @@ measured in the same run.
   batching that encodes the lyric of every one of the 100 pairs; and 2 torch threads against 1.
 - scoring: `models.score` (all image × song pairs of a block in one batched call) against a per-pair loop.
 
-Run: `make bench` (or `.venv/bin/python -m pytest benchmarks/bench_lyrics.py -q -s`). Prints, does not assert
-a speed. The data are random lyrics of the experiment's shape (586 songs × 5 images, ~100 words), so the
+Run: `.venv/bin/python -m pytest benchmarks/bench_lyrics.py -q -s` (the file named explicitly: pytest's default
+file pattern does not match bench_*.py). Prints, does not assert a speed. The data are random lyrics of the experiment's shape (586 songs × 5 images, ~100 words), so the
 benchmark needs no pipeline output.
 """
 from __future__ import annotations

