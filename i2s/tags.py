@@ -45,6 +45,10 @@ MAX_SIZE = 267                    # real photos keep their aspect ratio (torchvi
 # conv4). 0 keeps the whole trunk frozen: measured here, training the 40-channel stage costs 2.7x per step and
 # gave a lower held-out object mAP at an equal time budget (0.26 after 600 steps vs 0.31 after 1000).
 TRAINED_BLOCKS = 0
+# The region heads also read the trunk's stride-16 stage (EfficientNet's 112 channels, VGG16's conv5), frozen,
+# RoI-pooled to DEEP_POOL x DEEP_POOL and joined to the stride-8 region features: the stride-8 map places the
+# boxes, the deeper one tells the classes apart (measured: see notebook 02). 0 = stride-8 features only.
+DEEP_POOL = 3
 NECK = 64                         # channels of the trained conv layer between the frozen trunk and the RPN
 ANCHOR_SIZES = (16, 32, 64, 128)  # objects in 160-px photos are 4..150 px
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
@@ -54,7 +58,7 @@ BOX_BATCH = 64                    # sampled regions per image for the box and at
 POSITIVE_FRACTION = 0.5           # of the sampled regions at most this share are objects (few objects per photo)
 ROI_SAMPLING = 1                  # RoIAlign samples per bin: a region spans few cells of the stride-8 map
 ATTRIBUTE_LOSS_WEIGHT = 0.1       # x BCE summed over attributes, averaged over foreground regions
-ITERATIONS = 700
+ITERATIONS = 2000
 BATCH_SIZE = 8
 OPTIMIZER = "adamw"               # or "sgd" (momentum 0.9); linear warm-up then cosine decay either way
 LR = 1e-3
@@ -202,10 +206,12 @@ def efficientnet_trunk(pretrained: bool = True, stride: int = 8) -> nn.Sequentia
     return trunk
 
 
-def vgg16_trunk(pretrained: bool = True) -> nn.Module:
-    """VGG16 conv1_1..conv4_3 (stride 8, 512 channels): the paper's CNN, cut where its stride is 8."""
+def vgg16_trunk(pretrained: bool = True, stride: int = 8) -> nn.Module:
+    """VGG16 up to conv4_3 (stride 8) or conv5_3 (stride 16), 512 channels: the paper's CNN."""
     from torchvision.models import VGG16_Weights, vgg16
-    trunk = vgg16(weights=VGG16_Weights.IMAGENET1K_V1 if pretrained else None).features[:23]
+    if stride not in (8, 16):
+        raise ValueError(f"vgg16 trunk: stride must be 8 or 16, got {stride}")
+    trunk = vgg16(weights=VGG16_Weights.IMAGENET1K_V1 if pretrained else None).features[:23 if stride == 8 else 30]
     trunk.out_channels = 512
     return trunk
 
@@ -224,13 +230,37 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def build_trunk(backbone: str, pretrained: bool) -> nn.Module:
-    """The frozen stride-8 trunk (weights and BatchNorm statistics), ImageNet-initialised or random."""
+def build_trunk(backbone: str, pretrained: bool, stride: int = 8) -> nn.Module:
+    """The frozen trunk cut at `stride` (weights and BatchNorm statistics), ImageNet-initialised or random."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
-    trunk = efficientnet_trunk(pretrained) if backbone == "efficientnet_lite0" else vgg16_trunk(pretrained)
+    trunk = (efficientnet_trunk(pretrained, stride) if backbone == "efficientnet_lite0"
+             else vgg16_trunk(pretrained, stride))
     trunk.requires_grad_(False)
     return freeze_batchnorm(trunk)
+
+
+def stride_cut(trunk: nn.Sequential, stride: int) -> tuple[int, int]:
+    """How many of the trunk's modules reach `stride` at most, and the channels they output."""
+    x, n, channels = torch.zeros(1, 3, 64, 64), 0, 3
+    with torch.no_grad():
+        for k, m in enumerate(trunk):
+            x = m(x)
+            if 64 // x.shape[-1] <= stride:
+                n, channels = k + 1, x.shape[1]
+    return n, channels
+
+
+class JoinedRoIAlign(nn.Module):
+    """RoIAlign of each named feature map at its own output size, flattened and joined per region."""
+
+    def __init__(self, sizes: dict[str, int], sampling_ratio: int):
+        super().__init__()
+        self.pools = nn.ModuleDict({k: MultiScaleRoIAlign([k], output_size=s, sampling_ratio=sampling_ratio)
+                                    for k, s in sizes.items()})
+
+    def forward(self, features, proposals, image_shapes):
+        return torch.cat([p(features, proposals, image_shapes).flatten(1) for p in self.pools.values()], 1)
 
 
 def neck(in_channels: int, channels: int = NECK) -> nn.Sequential:
@@ -337,40 +367,43 @@ class TagDetector(FasterRCNN):
     """
 
     def __init__(self, objects: list[str], attributes: list[str], backbone: str = BACKBONE, pretrained: bool = True,
-                 trained_blocks: int = TRAINED_BLOCKS, neck_channels: int = NECK, min_size: int = MIN_SIZE,
+                 trained_blocks: int = TRAINED_BLOCKS, deep_pool: int = DEEP_POOL, neck_channels: int = NECK, min_size: int = MIN_SIZE,
                  max_size: int = MAX_SIZE,
                  representation: int = REPRESENTATION, anchor_sizes: tuple = ANCHOR_SIZES,
                  aspect_ratios: tuple = ASPECT_RATIOS, box_batch: int = BOX_BATCH, roi_sampling: int = ROI_SAMPLING,
                  positive_fraction: float = POSITIVE_FRACTION, attribute_loss_weight: float = ATTRIBUTE_LOSS_WEIGHT):
-        full = build_trunk(backbone, pretrained)
-        trunk, stage = full[:len(full) - trained_blocks], full[len(full) - trained_blocks:]
+        full = build_trunk(backbone, pretrained, 16 if deep_pool else 8)
+        n8, channels = stride_cut(full, 8)
+        trunk, stage = full[:n8 - trained_blocks], full[n8 - trained_blocks:n8]
+        deep = full[n8:]  # frozen like the trunk (empty without deep_pool)
         stage.requires_grad_(True)
         for m in stage.modules():  # statistics stay frozen: batches of 8 photos cannot re-estimate them
             if isinstance(m, nn.BatchNorm2d):
                 m.requires_grad_(False)
         body = nn.Sequential(OrderedDict([("trunk", trunk), ("stage", stage),
-                                          ("neck", neck(full.out_channels, neck_channels))]))
+                                          ("neck", neck(channels, neck_channels)), ("deep", deep)]))
         body.out_channels = neck_channels
         mean, std = NORMALISATION[backbone]
-        pool = MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=roi_sampling)
-        head = TwoMLPHead(full.out_channels * 7 * 7, representation)
+        pool = JoinedRoIAlign({"0": 7, **({"1": deep_pool} if deep_pool else {})}, roi_sampling)
+        head = TwoMLPHead(channels * 7 * 7 + (full.out_channels * deep_pool ** 2 if deep_pool else 0), representation)
         super().__init__(
             body, num_classes=None, min_size=min_size, max_size=max_size, image_mean=mean, image_std=std,
             rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),)),
             rpn_pre_nms_top_n_train=RPN_TOP_N["train"][0], rpn_post_nms_top_n_train=RPN_TOP_N["train"][1],
             rpn_pre_nms_top_n_test=RPN_TOP_N["test"][0], rpn_post_nms_top_n_test=RPN_TOP_N["test"][1],
-            box_roi_pool=pool, box_head=head, box_predictor=FastRCNNPredictor(representation, len(objects) + 1),
+            # torchvision type-checks box_roi_pool: a plain pool here, the joined one in AttributeRoIHeads below
+            box_roi_pool=MultiScaleRoIAlign(["0"], 7, roi_sampling), box_head=head, box_predictor=FastRCNNPredictor(representation, len(objects) + 1),
             box_score_thresh=SCORE_THRESH, box_detections_per_img=DETECTIONS_PER_IMAGE, box_batch_size_per_image=box_batch)
         old = self.roi_heads
         self.roi_heads = AttributeRoIHeads(
             nn.Linear(representation, len(attributes)), attribute_loss_weight,
-            box_roi_pool=old.box_roi_pool, box_head=old.box_head, box_predictor=old.box_predictor,
+            box_roi_pool=pool, box_head=old.box_head, box_predictor=old.box_predictor,
             fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=box_batch, positive_fraction=positive_fraction,
             bbox_reg_weights=None, score_thresh=old.score_thresh, nms_thresh=old.nms_thresh,
             detections_per_img=old.detections_per_img)
         self.objects, self.attributes = list(objects), list(attributes)
         self.config = {"objects": self.objects, "attributes": self.attributes, "backbone": backbone,
-                       "trained_blocks": trained_blocks, "neck_channels": neck_channels, "min_size": min_size, "max_size": max_size,
+                       "trained_blocks": trained_blocks, "deep_pool": deep_pool, "neck_channels": neck_channels, "min_size": min_size, "max_size": max_size,
                        "representation": representation, "anchor_sizes": list(anchor_sizes),
                        "aspect_ratios": list(aspect_ratios), "box_batch": box_batch, "roi_sampling": roi_sampling,
                        "positive_fraction": positive_fraction, "attribute_loss_weight": attribute_loss_weight}
@@ -382,17 +415,27 @@ class TagDetector(FasterRCNN):
         return self.from_trunk(self.backbone.trunk(images.tensors), images.image_sizes, targets, original)
 
     def from_trunk(self, trunk_features: torch.Tensor, image_sizes: list[tuple[int, int]],
-                   targets: list[dict] | None = None, original_sizes: list[tuple[int, int]] | None = None):
-        """The rest of `forward` from the frozen trunk's output (of transformed images; targets in their pixels)."""
-        x = self.backbone.stage(trunk_features)
-        h, w = x.shape[-2:]
-        shell = ImageList(x.new_empty((len(image_sizes), 0, h * self.backbone_stride, w * self.backbone_stride)),
+                   targets: list[dict] | None = None, original_sizes: list[tuple[int, int]] | None = None,
+                   deep_features: torch.Tensor | None = None):
+        """The rest of `forward` from the frozen trunk's output (of transformed images; targets in their pixels),
+        and the frozen stride-16 stage's output if already computed."""
+        feats = self.region_features(trunk_features, deep_features)
+        h, w = feats["0"].shape[-2:]
+        shell = ImageList(feats["0"].new_empty((len(image_sizes), 0, h * self.backbone_stride, w * self.backbone_stride)),
                           list(image_sizes))
-        proposals, rpn_losses = self.rpn(shell, OrderedDict([("0", self.backbone.neck(x))]), targets)
-        detections, roi_losses = self.roi_heads(OrderedDict([("0", x)]), proposals, shell.image_sizes, targets)
+        proposals, rpn_losses = self.rpn(shell, OrderedDict([("0", self.backbone.neck(feats["0"]))]), targets)
+        detections, roi_losses = self.roi_heads(feats, proposals, shell.image_sizes, targets)
         if self.training:
             return {**rpn_losses, **roi_losses}
         return self.transform.postprocess(detections, shell.image_sizes, original_sizes or shell.image_sizes)
+
+    def region_features(self, trunk_features: torch.Tensor, deep_features: torch.Tensor | None = None) -> OrderedDict:
+        """The maps the region heads pool: "0" = the stride-8 stage, "1" = the frozen stride-16 stage (if any)."""
+        x = self.backbone.stage(trunk_features)
+        feats = OrderedDict([("0", x)])
+        if len(self.backbone.deep):
+            feats["1"] = self.backbone.deep(x) if deep_features is None else deep_features
+        return feats
 
     @property
     def backbone_stride(self) -> int:
@@ -413,7 +456,7 @@ class TagDetector(FasterRCNN):
         was = self.training
         self.eval()
         imgs, tgts = self.transform([_as_float(im) for im in images], [{"boxes": b.float()} for b in boxes])
-        feats = OrderedDict([("0", self.backbone.stage(self.backbone.trunk(imgs.tensors)))])
+        feats = self.region_features(self.backbone.trunk(imgs.tensors))
         logits, _, attr_logits = self.roi_heads.region_outputs(feats, [t["boxes"] for t in tgts], imgs.image_sizes)
         self.train(was)
         return F.softmax(logits, -1), torch.sigmoid(attr_logits)
@@ -438,6 +481,7 @@ def load_checkpoint(path: str | Path) -> tuple[TagDetector, pd.DataFrame | None]
     """A trained detector (eval mode) and its training curve, from `save_checkpoint`'s file; no download."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = dict(ck["config"])
+    cfg.setdefault("deep_pool", 0)  # checkpoints from before the deep branch
     model = TagDetector(cfg.pop("objects"), cfg.pop("attributes"), cfg.pop("backbone"), pretrained=False, **cfg)
     model.load_state_dict(ck["state_dict"])
     model.eval()
@@ -459,24 +503,31 @@ def _flip(im: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
 @torch.no_grad()
 def trunk_cache(model: TagDetector, data: SceneGraphSet, flips: bool = True, batch_size: int = 32,
                 desc: str = "trunk features") -> dict:
-    """The frozen trunk's output for every image (and its mirror image), with targets in network pixels.
+    """The frozen trunk's output for every image (and its mirror image), with targets in network pixels; also
+    the frozen stride-16 stage's output when nothing trained lies below it (`deep`, else None).
 
     The trunk never changes during training, so computing it once replaces most of the cost of every epoch.
     """
     model.eval()
-    out = {"features": [], "sizes": [], "targets": []}
+    cache_deep = len(model.backbone.deep) > 0 and len(model.backbone.stage) == 0
+    out = {"features": [], "sizes": [], "targets": [], "deep": [] if cache_deep else None}
     for flip in ((False, True) if flips else (False,)):
-        feats, sizes, tgts = [], [], []
+        feats, sizes, tgts, deep = [], [], [], []
         for s in tqdm(range(0, len(data), batch_size), desc=desc + (" (mirrored)" if flip else ""), mininterval=5):
             pairs = [(_flip(im, t) if flip else (im, t)) for im, t in zip(data.images[s:s + batch_size],
                                                                        data.targets[s:s + batch_size])]
             ims, tg = model.transform([_as_float(im) for im, _ in pairs], [dict(t) for _, t in pairs])
             f = model.backbone.trunk(ims.tensors)
             st = ims.tensors.shape[-1] // f.shape[-1]
+            d = model.backbone.deep(f) if cache_deep else None
             for k, (h, w) in enumerate(ims.image_sizes):
                 feats.append(f[k, :, :math.ceil(h / st), :math.ceil(w / st)].to(torch.float16))
+                if cache_deep:
+                    deep.append(d[k, :, :math.ceil(h / (2 * st)), :math.ceil(w / (2 * st))].to(torch.float16))
                 sizes.append((h, w))
                 tgts.append(tg[k])
+        if cache_deep:
+            out["deep"].append(deep)
         out["features"].append(feats)
         out["sizes"].append(sizes)
         out["targets"].append(tgts)
@@ -512,9 +563,10 @@ def train_detector(model: TagDetector, data: SceneGraphSet, iterations: int = IT
             order, pos = torch.randperm(len(data), generator=gen), 0
         idx, pos = order[pos:pos + batch_size].tolist(), pos + batch_size
         flips = (torch.rand(len(idx), generator=gen) < HFLIP).long().tolist()
+        deep = _stack([cache["deep"][f][i] for i, f in zip(idx, flips)]) if cache["deep"] is not None else None
         losses = model.from_trunk(_stack([cache["features"][f][i] for i, f in zip(idx, flips)]),
-                                         [cache["sizes"][f][i] for i, f in zip(idx, flips)],
-                                         [cache["targets"][f][i] for i, f in zip(idx, flips)])
+                                  [cache["sizes"][f][i] for i, f in zip(idx, flips)],
+                                  [cache["targets"][f][i] for i, f in zip(idx, flips)], deep_features=deep)
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -525,6 +577,29 @@ def train_detector(model: TagDetector, data: SceneGraphSet, iterations: int = IT
                      "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
     model.eval()
     return pd.DataFrame(rows)
+
+
+def _build_and_train(objects, attributes, backbone, pretrained, build_kw, data, train_kw, threads):
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    torch.manual_seed(train_kw.get("seed", 0))  # the new layers' initial weights, whichever process builds them
+    model = build_detector(objects, attributes, backbone, pretrained, **build_kw)
+    history = train_detector(model, data, **train_kw, desc="ImageNet init" if pretrained else "random init")
+    return model, history, time.perf_counter() - t0
+
+
+def train_detectors(pretrained: list[bool], objects: list[str], attributes: list[str], data: SceneGraphSet,
+                    backbone: str = BACKBONE, build_kw: dict | None = None, train_kw: dict | None = None,
+                    n_jobs: int = 1, threads: int = 1) -> list[tuple[TagDetector, pd.DataFrame, float]]:
+    """Build and train one detector per entry of `pretrained` (ImageNet or random trunk), in `n_jobs` processes
+    of `threads` torch threads; (model, training curve, seconds) each. Every run seeds itself (train_kw's seed),
+    so the results do not depend on n_jobs."""
+    from joblib import Parallel, delayed
+    calls = [delayed(_build_and_train)(objects, attributes, backbone, p, build_kw or {}, data, train_kw or {}, threads)
+             for p in pretrained]
+    if n_jobs == 1 or len(calls) == 1:
+        return [c[0](*c[1], **c[2]) for c in calls]
+    return Parallel(n_jobs=min(n_jobs, len(calls)))(calls)
 
 
 # ---- inference and the image representation ----------------------------------------------------------------

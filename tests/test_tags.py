@@ -89,7 +89,9 @@ def test_vgg16_detector_is_built_without_weights():
         assert stage(m.backbone.trunk(torch.rand(1, 3, 64, 64))).shape == (1, 512, 8, 8)  # stride 8
     assert m.roi_heads.box_predictor.cls_score.out_features == len(OBJECTS) + 1
     assert m.roi_heads.attribute_predictor.out_features == len(ATTRIBUTES)
-    assert m.roi_heads.box_head.fc6.in_features == 512 * 7 * 7
+    assert m.roi_heads.box_head.fc6.in_features == 512 * 7 * 7 + 512 * tags.DEEP_POOL ** 2  # conv4_3 ⊕ conv5_3
+    with torch.no_grad():
+        assert m.backbone.deep(torch.rand(1, 512, 8, 8)).shape == (1, 512, 4, 4)  # conv5 at stride 16
     assert m.config["backbone"] == "vgg16"
     assert m.transform.image_mean == [0.485, 0.456, 0.406]
     m.train()
@@ -207,6 +209,35 @@ def test_checkpoint_roundtrip_gives_the_same_detector(tmp_path, small_detector):
     assert torch.allclose(a["obj_vec"], b["obj_vec"]) and torch.allclose(a["attr_vec"], b["attr_vec"])
 
 
+def test_deep_branch_is_frozen_and_joins_the_region_features():
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True, min_size=96, max_size=96).train()
+    assert len(m.backbone.deep) > 0 and not any(p.requires_grad for p in m.backbone.deep.parameters())
+    assert not any(b.training for b in m.backbone.deep.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    with torch.no_grad():
+        feats = m.region_features(m.backbone.trunk(torch.rand(2, 3, 96, 96)))
+        assert feats["0"].shape == (2, 40, 12, 12) and feats["1"].shape == (2, 112, 6, 6)  # strides 8 and 16
+        boxes = [torch.tensor([[0., 0., 48., 48.], [10., 20., 90., 60.]]), torch.tensor([[5., 5., 30., 40.]])]
+        pooled = m.roi_heads.box_roi_pool(feats, boxes, [(96, 96)] * 2)
+    assert pooled.shape == (3, 40 * 7 * 7 + 112 * tags.DEEP_POOL ** 2)
+    # the deep part of a region's features moves with the deep map only
+    feats2 = dict(feats, **{"1": feats["1"] + 1})
+    with torch.no_grad():
+        pooled2 = m.roi_heads.box_roi_pool(feats2, boxes, [(96, 96)] * 2)
+    assert torch.equal(pooled2[:, :40 * 49], pooled[:, :40 * 49]) and not torch.equal(pooled2, pooled)
+    plain = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, deep_pool=0)
+    assert len(plain.backbone.deep) == 0 and plain.roi_heads.box_head.fc6.in_features == 40 * 7 * 7
+
+
+def test_checkpoint_from_before_the_deep_branch_loads_without_it(tmp_path):
+    m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, deep_pool=0)
+    path = tags.save_checkpoint(m, tmp_path / "old.pt")
+    ck = torch.load(path, weights_only=False)
+    del ck["config"]["deep_pool"]
+    torch.save(ck, path)
+    loaded, _ = tags.load_checkpoint(path)
+    assert loaded.config["deep_pool"] == 0 and len(loaded.backbone.deep) == 0
+
+
 def test_checkpoint_keeps_the_trunk_frozen(tmp_path):
     m = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=True, min_size=96, max_size=96)
     loaded, hist = tags.load_checkpoint(tags.save_checkpoint(m, tmp_path / "d.pt"))
@@ -230,7 +261,9 @@ def test_training_from_cached_trunk_features_equals_training_from_images():
     torch.manual_seed(5)
     direct = m([tags._as_float(im) for im in ims], [dict(t) for t in tgts])
     torch.manual_seed(5)
-    cached = m.from_trunk(tags._stack(cache["features"][0]), cache["sizes"][0], cache["targets"][0])
+    cached = m.from_trunk(tags._stack(cache["features"][0]), cache["sizes"][0], cache["targets"][0],
+                          deep_features=tags._stack(cache["deep"][0]))
+    assert cache["deep"][0][0].shape == (112, 6, 6)  # the frozen stride-16 stage is cached too
     for k in direct:  # equal up to the float16 storage of the cache
         assert torch.allclose(direct[k], cached[k], rtol=0.02, atol=0.02), k
 
@@ -245,6 +278,19 @@ def test_train_detector_is_deterministic_and_reduces_the_loss():
         runs.append(tags.train_detector(m, data, iterations=12, batch_size=2, warmup=2, seed=3))
     assert runs[0]["loss"].tolist() == runs[1]["loss"].tolist()
     assert runs[0]["loss"].iloc[-3:].mean() < runs[0]["loss"].iloc[:3].mean()
+
+
+def test_detectors_trained_in_parallel_equal_those_trained_in_turn():
+    ims, tgts = zip(*[_scene(k) for k in range(4)])
+    data = tags.SceneGraphSet(list("abcd"), list(ims), list(tgts), [])
+    kw = dict(build_kw={"min_size": 96, "max_size": 96}, train_kw={"iterations": 3, "batch_size": 2, "warmup": 1, "seed": 4})
+    torch.manual_seed(999)  # the caller's random state must not matter
+    serial = tags.train_detectors([True, False], OBJECTS, ATTRIBUTES, data, n_jobs=1, **kw)
+    parallel = tags.train_detectors([True, False], OBJECTS, ATTRIBUTES, data, n_jobs=2, **kw)
+    for (m1, h1, _), (m2, h2, _) in zip(serial, parallel):
+        assert h1["loss"].tolist() == h2["loss"].tolist()
+        assert torch.equal(m1.roi_heads.box_predictor.cls_score.weight, m2.roi_heads.box_predictor.cls_score.weight)
+    assert serial[0][1]["loss"].tolist() != serial[1][1]["loss"].tolist()  # ImageNet and random trunks differ
 
 
 # ---- data and evaluation helpers -------------------------------------------------------------------------------
