@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install reproduce test bench notebooks strip clean-reports
+.PHONY: install reproduce test browser bench notebooks strip clean-reports
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,8 +21,20 @@ reproduce: install
 	$(PY) -m i2s.report index
 
 ## Unit tests and the pipeline smoke test (every notebook on a tiny world).
-test: install
+test: install browser
 	$(PY) -m pytest
+
+## Headless Chromium for the reports' browser test (Debian packages). Never fails the run: without apt (or root)
+## the test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); LOG=$$(mktemp); \
+	  echo "installing chromium and chromium-driver (apt-get) for the reports' browser test"; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver fonts-dejavu-core; } >$$LOG 2>&1 \
+	    || { tail -n 5 $$LOG; echo "could not install chromium: the browser test will be skipped"; }; \
+	else echo "no apt-get here: the browser test needs chromium and chromedriver on PATH, else it is skipped"; fi
 
 ## Throughput benchmarks (ratios against a baseline measured in the same run).
 bench: install

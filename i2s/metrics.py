@@ -31,6 +31,21 @@ def ranks(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (scores >= own).sum(axis=1).astype(np.int64)  # counts the correct item itself, hence 1-based
 
 
+def first_relevant_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """1-based rank of the best-ranked relevant item of each query (several relevant items per query, e.g. a
+    song's images): one plus the irrelevant items scored at least as high, so ties count against the model."""
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    if scores.shape != relevant.shape or scores.ndim != 2:
+        raise ValueError(f"scores and relevant must both be queries×candidates; got {scores.shape}, {relevant.shape}")
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN: a NaN cannot be ranked")
+    if not relevant.any(axis=1).all():
+        raise ValueError("every query needs at least one relevant candidate")
+    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
+    return 1 + ((scores >= best) & ~relevant).sum(axis=1).astype(np.int64)
+
+
 def recall_at_k(r: np.ndarray, k: int) -> float:
     """R@K in percent: the share of queries whose correct item is within the top k."""
     r = np.asarray(r)

@@ -16,6 +16,7 @@ Every model maps a lyric (and, for the attentive ones, the query image's top-K t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, fields
 
@@ -26,14 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics, tags, text
+from . import metrics, paths, tags, text
 
 # ---- defaults (params.yaml `lyric_model:` / `attention:` override them) ---------------------------------
 METHODS = ("BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention")
 ATTENTIVE = ("Attentive-Reader", "Our-attention")
 GROUPS = tags.GROUPS                 # obj, attr, obj-attr
 SPLITS = ("dagger", "section")
-LOSSES = ("mse", "cpl", "mrl")       # Eq. 11, Eq. 12, Eq. 13
+LOSSES = ("mse", "cpl", "mrl", "infonce")  # Eq. 11, Eq. 12, Eq. 13; infonce: beyond the paper (symmetric, CLIP-style)
+SUPPLEMENT_METHODS = ("BoW", "CONSE", "Attentive-Reader", "Our", "Our-mood", "Our-attention")  # supp. Table 1
+INFONCE_SCALE = (1 / 0.07, 100.0)    # learnable logit scale 1/τ: CLIP's initial value and cap
 POOLINGS = ("mean", "max")
 SCORE_BUDGET = 2_000_000             # floats per attention block when scoring pairs (memory, not results)
 SONG_BLOCK = 64                      # pool songs scored together, sorted by length (less padding)
@@ -81,12 +84,20 @@ class Data:
     targets: torch.Tensor         # I × D image tag vectors (the group's probabilities)
     tag_words: list[str]          # D
     top_tags: torch.Tensor        # I × K vocabulary ids of each image's top-K tags
+    moods: torch.Tensor | None = None  # I × d word vector of each image's mood (0 = none); see `with_moods`
 
     def song_index(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.songs)}
 
     def image_index(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.images)}
+
+
+def load_experiment(vectors: str = text.GLOVE) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, object]:
+    """What every lyric notebook starts from: notebook 01's subset and splits, notebook 02's tag table, word vectors."""
+    stats = paths.data("01_data_stats")
+    subset = pd.read_csv(stats / "subset.csv", keep_default_na=False)
+    return subset, pd.read_csv(stats / "splits.csv"), tags.load_tags(), text.vectors(vectors)
 
 
 def build_data(subset: pd.DataFrame, tag_table: pd.DataFrame, group: str, kv, top_k: int = 5,
@@ -374,8 +385,36 @@ class AttentiveReader(LyricModel):
         return self.out(torch.tanh(self.W_rg(r) + u))
 
 
+class OurMood(Our):
+    """Our with the post's mood (supplement 9.1): [l ‖ mood vector] through the MLP. The mood belongs to the
+    image-song pair, so at retrieval it is the query image's mood, combined with every candidate lyric."""
+    attends = True      # the prediction depends on the image (through its mood)
+    uses_mood = True
+
+    def __init__(self, embedding, out_dim, cfg):
+        LyricModel.__init__(self, embedding, out_dim, cfg)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden)
+        self.mlp = mlp(2 * cfg.hidden + embedding.shape[1], cfg.mlp_hidden, out_dim)
+
+    def songs(self, tokens, lengths, index):
+        enc = self.lstm(self.embed(tokens), lengths)
+        return {"l": enc["final"], "mask": enc["mask"]}
+
+    def query(self, top_tags, moods=None):
+        if moods is None:
+            raise ValueError("Our-mood needs the images' moods (Data.moods: see with_moods)")
+        return {"m": moods}
+
+    def pairs(self, song, query, grid=False):
+        # the first layer is linear, so W[l ‖ m] = W_l l + W_m m: the grid costs S + C products, not S × C
+        first, n = self.mlp[0], song["l"].shape[-1]
+        a = F.linear(song["l"], first.weight[:, :n], first.bias)
+        b = F.linear(query["m"], first.weight[:, n:])
+        return self.mlp[2](self.mlp[1](a[None] + b[:, None] if grid else a + b))
+
+
 MODEL_CLASSES = {"BoW": BoW, "CONSE": CONSE, "Attentive-Reader": AttentiveReader, "Our": Our,
-                 "Our-attention": OurAttention}
+                 "Our-attention": OurAttention, "Our-mood": OurMood}
 
 
 def build_model(method: str, data: Data, cfg: Config, train_songs: np.ndarray | None = None) -> LyricModel:
@@ -385,16 +424,28 @@ def build_model(method: str, data: Data, cfg: Config, train_songs: np.ndarray | 
     if cfg.pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {cfg.pooling!r}; expected one of {POOLINGS}")
     out_dim = data.targets.shape[1]
+    if method == "Our-mood" and data.moods is None:
+        raise ValueError("Our-mood needs data with moods: models.with_moods(data, ...)")
     if method == "BoW":
         songs = np.arange(len(data.songs)) if train_songs is None else train_songs
-        return BoW(data.embedding, out_dim, cfg, bow_matrix(data, songs))
-    return MODEL_CLASSES[method](data.embedding, out_dim, cfg)
+        model = BoW(data.embedding, out_dim, cfg, bow_matrix(data, songs))
+    else:
+        model = MODEL_CLASSES[method](data.embedding, out_dim, cfg)
+    if cfg.loss == "infonce":  # the temperature is learnt with the model (stored as log of the logit scale)
+        model.log_scale = nn.Parameter(torch.tensor(float(np.log(INFONCE_SCALE[0]))))
+    return model
 
 
 # ---- losses and prediction --------------------------------------------------------------------------------------
 def loss_value(name: str, pred: torch.Tensor, target: torch.Tensor, neg: torch.Tensor | None = None,
-               margin: float = 1.0) -> torch.Tensor:
-    """Mean over pairs of Eq. 11 (mse: squared distance), Eq. 12 (cpl: −cosine) or Eq. 13 (mrl: hinge on cosines)."""
+               margin: float = 1.0, positive: torch.Tensor | None = None,
+               log_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over pairs of Eq. 11 (mse: squared distance), Eq. 12 (cpl: −cosine) or Eq. 13 (mrl: hinge on cosines);
+    infonce: `pred` is the grid (images × the batch's songs × D), `positive` each image's song column."""
+    if name == "infonce":
+        if positive is None or log_scale is None or pred.dim() != 3:
+            raise ValueError("infonce needs grid predictions, each image's positive column and the log scale")
+        return infonce(F.cosine_similarity(target[:, None], pred, -1), positive, log_scale)
     if name == "mse":
         return (pred - target).pow(2).sum(-1).mean()
     if name == "cpl":
@@ -404,6 +455,39 @@ def loss_value(name: str, pred: torch.Tensor, target: torch.Tensor, neg: torch.T
             raise ValueError("mrl needs the predictions of negative lyrics")
         return F.relu(margin + F.cosine_similarity(target, neg, -1) - F.cosine_similarity(target, pred, -1)).mean()
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+
+
+def infonce(cos: torch.Tensor, positive: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch (beyond the paper): cos = images × the batch's distinct songs.
+
+    Image → lyric: cross-entropy over the songs. Lyric → image: each (song, image) pair against the song's
+    non-matching images; the song's other images are left out of that denominator, since a batch holds
+    several images per song. The logit scale (1/τ) is learnt, capped as in CLIP."""
+    logits = cos * log_scale.clamp(max=float(np.log(INFONCE_SCALE[1]))).exp()
+    rows = torch.arange(len(positive))
+    i2t = F.cross_entropy(logits, positive)
+    same = positive[:, None] == positive[None]                     # images × images sharing a song
+    col = logits[:, positive].T                                   # [k, j] = logit of image j with pair k's song
+    col = col.masked_fill(same & ~torch.eye(len(positive), dtype=torch.bool), float("-inf"))
+    t2i = -(col[rows, rows] - torch.logsumexp(col, 1))
+    return (i2t + t2i.mean()) / 2
+
+
+def image_query(model: LyricModel, data: Data, images) -> dict:
+    """The image side of an image-dependent model: its top-K tags, and the mood for models that use it."""
+    idx = torch.as_tensor(np.asarray(images), dtype=torch.long)
+    if getattr(model, "uses_mood", False):
+        return model.query(data.top_tags[idx], None if data.moods is None else data.moods[idx])
+    return model.query(data.top_tags[idx])
+
+
+def predict_grid(model: LyricModel, data: Data, images: np.ndarray, songs: np.ndarray) -> torch.Tensor:
+    """Tag-space predictions of every image with every one of some distinct songs: images × songs × D."""
+    st = encode_songs(model, data, np.asarray(songs))
+    if not model.attends:
+        pred = model.pairs(st, None)
+        return pred[None].expand(len(images), *pred.shape)
+    return model.pairs(st, image_query(model, data, images), grid=True)
 
 
 def encode_songs(model: LyricModel, data: Data, songs: np.ndarray) -> dict:
@@ -420,7 +504,7 @@ def predict_pairs(model: LyricModel, data: Data, images: np.ndarray, songs: np.n
     pos = torch.as_tensor(pos)
     if not model.attends:
         return model.pairs(st, None)[pos]
-    q = model.query(data.top_tags[torch.as_tensor(images)])
+    q = image_query(model, data, images)
     return model.pairs({k: v[pos] for k, v in st.items()}, q)
 
 
@@ -440,7 +524,7 @@ def score(model: LyricModel, data: Data, images: np.ndarray, songs: np.ndarray, 
         pred = torch.cat([model.pairs(encode_songs(model, data, songs[s:s + 256]), None)
                           for s in range(0, len(songs), 256)])
         return (v @ F.normalize(pred, dim=-1).T).numpy()
-    q = model.query(data.top_tags[torch.as_tensor(images)])
+    q = image_query(model, data, images)
     order = np.argsort(data.lengths[torch.as_tensor(songs)].numpy(), kind="stable")
     for s in range(0, len(songs), SONG_BLOCK):
         cols = order[s:s + SONG_BLOCK]
@@ -478,8 +562,12 @@ def song_batches(images: np.ndarray, data: Data, batch_pairs: int, rng: np.rando
 
 
 def _batch_loss(model, data, images, songs, cfg, rng) -> torch.Tensor:
-    pred = predict_pairs(model, data, images, songs)
     target = data.targets[torch.as_tensor(images)]
+    if cfg.loss == "infonce":  # every image of the batch against every song of the batch
+        uniq, positive = np.unique(songs, return_inverse=True)
+        return loss_value("infonce", predict_grid(model, data, images, uniq), target,
+                          positive=torch.as_tensor(positive), log_scale=model.log_scale)
+    pred = predict_pairs(model, data, images, songs)
     neg = None
     if cfg.loss == "mrl":  # Eq. 13: a random other lyric; the batch's songs are a random draw of the training songs
         uniq = np.unique(songs)
@@ -550,10 +638,11 @@ def train(model: LyricModel, data: Data, train_images: np.ndarray, val_images: n
 # ---- experiments ------------------------------------------------------------------------------------------------
 def run(method: str, data: Data, splits: pd.DataFrame, split: str, seed: int, cfg: Config,
         extra: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, keep_model: bool = False,
-        threads: int | None = None) -> dict:
+        threads: int | None = None, test: bool = True) -> dict:
     """Train one method on one split with one seed; the test ranks of every query and its top-3 songs.
 
     `extra`: further named (query images, candidate songs) sets to rank after training (e.g. Figure 7's songs).
+    `test=False` skips the split's own test set (when only the `extra` sets are reported, e.g. the supplement).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -565,14 +654,14 @@ def run(method: str, data: Data, splits: pd.DataFrame, split: str, seed: int, cf
     t_train = time.perf_counter() - t0
     out = {"method": method, "group": data.group, "split": split, "seed": seed, "history": hist,
            "train_s": t_train, "epochs": int(hist["epoch"].max()), "best_epoch": int(hist.loc[hist["best"], "epoch"].iloc[0])}
-    sets = {"test": (idx["test"], idx["pool"]), **(extra or {})}
+    sets = {**({"test": (idx["test"], idx["pool"])} if test else {}), **(extra or {})}
     t1 = time.perf_counter()
     for name, (images, pool) in sets.items():
         r, s = pool_ranks(model, data, images, pool)
         out[name] = {"images": np.asarray(images), "ranks": r,
                      "top3": np.asarray(pool)[np.argsort(-s, axis=1, kind="stable")[:, :3]]}
     out["score_s"] = time.perf_counter() - t1
-    out["test_pairs"] = len(idx["test"]) * len(idx["pool"])
+    out["test_pairs"] = len(idx["test"]) * len(idx["pool"]) if test else 0
     if keep_model:
         out["model"] = model
     return out
@@ -580,13 +669,13 @@ def run(method: str, data: Data, splits: pd.DataFrame, split: str, seed: int, cf
 
 def run_grid(jobs: list[dict], datas: dict[str, Data], splits: pd.DataFrame, cfg: Config, n_jobs: int = 1,
              threads: int = 1, extra: dict[str, dict] | None = None, desc: str = "runs") -> list[dict]:
-    """Many `run`s ({method, group, split, seed[, keep_model]} each), in `n_jobs` processes of `threads` torch
+    """Many `run`s ({method, group, split, seed[, keep_model, test]} each), in `n_jobs` processes of `threads` torch
     threads. `extra[split]`: the `extra` sets of that split's runs (the groups share image and song indices).
     Every run seeds itself, so the results do not depend on n_jobs or on the order in which runs finish."""
     from joblib import Parallel, delayed
     extra = extra or {}
     calls = [delayed(run)(j["method"], datas[j["group"]], splits, j["split"], j["seed"], cfg, extra.get(j["split"]),
-                          j.get("keep_model", False), threads) for j in jobs]
+                          j.get("keep_model", False), threads, j.get("test", True)) for j in jobs]
     if n_jobs == 1:
         torch.set_num_threads(threads)
         return [c[0](*c[1], **c[2]) for c in tqdm(calls, desc=desc, mininterval=5)]
@@ -720,6 +809,195 @@ def example_queries(result: dict, data: Data, subset: pd.DataFrame, tag_table: p
     return rows
 
 
+# ---- song2image (Section 5.3, Table 3) ---------------------------------------------------------------------------
+SONG2IMAGE_METRICS = ("R@1", "R@5", "R@10", "R@20", "Med r")
+
+
+def schwarz_scores(data: Data, songs: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Schwarz et al.'s lyric → image relevance, nothing learnt: the pooled (average) word vector of the lyric
+    against the pooled word vector of the image's top-K tag words, by cosine (songs × images)."""
+    emb = data.embedding
+    s, i = torch.as_tensor(np.asarray(songs)), torch.as_tensor(np.asarray(images))
+    lyric = emb[data.tokens[s]].sum(1)      # padding and words without a vector embed to 0; cosine ignores the 1/n
+    image = emb[data.top_tags[i]].sum(1)
+    return (F.normalize(lyric, dim=-1) @ F.normalize(image, dim=-1).T).numpy()
+
+
+def song2image_ranks(scores: np.ndarray, data: Data, songs: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Rank of each song query's best-ranked own image among `images` (scores: songs × images; Med r is the
+    rank of the closest correct item, Section 5.1)."""
+    relevant = data.image_song.numpy()[np.asarray(images)][None] == np.asarray(songs)[:, None]
+    return metrics.first_relevant_ranks(scores, relevant)
+
+
+def song2image_top(scores: np.ndarray, images: np.ndarray, n: int = 4) -> np.ndarray:
+    """The n highest-scored images (indices into the data) of each song query."""
+    return np.asarray(images)[np.argsort(-scores, axis=1, kind="stable")[:, :n]]
+
+
+# ---- supplementary experiments (supplement 9: the songs with more than 50 triplets) -------------------------------
+VARIANT_STAGE = "07_variants"
+SUPPLEMENT_SPLIT = "section"   # the frequent songs' lyrics are trained on; their held-out images are the queries
+
+
+def frequent_songs(data: Data, triplets: pd.DataFrame, more_than: int = 50) -> np.ndarray:
+    """Song indices of the data's songs with more than `more_than` triplets in the refined data."""
+    counts = triplets["song_id"].value_counts()
+    sidx = data.song_index()
+    return np.array(sorted(sidx[s] for s, n in counts.items() if n > more_than and s in sidx), dtype=np.int64)
+
+
+def held_out_queries(data: Data, splits: pd.DataFrame, songs: np.ndarray, split: str = SUPPLEMENT_SPLIT) -> np.ndarray:
+    """Every tagged image of `songs` that no model of `split` trains on: the split's test images, plus any
+    image outside the experiment's subset that notebook 02 tagged."""
+    trained = set(splits.loc[splits[split] == "train", "image"])
+    mine = np.flatnonzero(np.isin(data.image_song.numpy(), np.asarray(songs)))
+    return np.array([i for i in mine if data.images[i] not in trained], dtype=np.int64)
+
+
+def with_moods(data: Data, moods: pd.Series, kv) -> Data:
+    """A copy of `data` whose images carry their post's mood (`moods`: image → text, '' = none) as the average
+    word vector of its words; zero when the post has no mood or none of its words has a vector."""
+    vecs = np.zeros((len(data.images), data.embedding.shape[1]), np.float32)
+    for i, im in enumerate(data.images):
+        words = [w for w in text.tokenize(str(moods.get(im, ""))) if w in kv.key_to_index]
+        if words:
+            vecs[i] = np.mean([kv[w] for w in words], axis=0)
+    return dataclasses.replace(data, moods=torch.from_numpy(vecs))
+
+
+def variant_config(params: dict, variant: dict) -> Config:
+    """The Config of one supplementary variant: lyric_model's training, attention's width, top-K and pooling,
+    then the variant's own settings (e.g. pooling: max, loss: cpl)."""
+    att = {k: params["attention"][k] for k in ("attention", "top_k", "pooling")}
+    return Config.from_params(**{**params["lyric_model"], **att, **variant})
+
+
+def run_variant(name: str, params_path: str = "params.yaml") -> pd.DataFrame:
+    """Stage 07_variants@<name>: train one variant of `supplementary.variants` (its methods × groups × seeds) on
+    the section split and rank the frequent songs' held-out images among those songs. Writes runs.csv (one row
+    per run, supplement metrics), ranks.csv (one row per query and run) and history.csv to data/07_variants/<name>/,
+    and the mean metrics to metrics/07_variants_<name>.json."""
+    import yaml
+    params = yaml.safe_load(paths.resolve(params_path).read_text())
+    sup = params["supplementary"]
+    variant = dict(sup["variants"][name])
+    methods, groups = variant.pop("methods"), variant.pop("groups")
+    cfg = variant_config(params, variant)
+    threads = int(params["lyric_model"]["threads"])
+    torch.set_num_threads(threads)
+    d01 = paths.data("01_data_stats")
+    subset = pd.read_csv(d01 / "subset.csv", keep_default_na=False)
+    splits = pd.read_csv(d01 / "splits.csv")
+    triplets = pd.read_csv(d01 / "triplets.csv", keep_default_na=False)
+    tag_table = tags.load_tags()
+    kv = text.vectors(params["lyric_model"]["vectors"])
+    datas = {g: build_data(subset, tag_table, g, kv, cfg.top_k, cfg.max_tokens) for g in groups}
+    if "Our-mood" in methods:
+        mood = triplets.drop_duplicates("image").set_index("image")["mood"]
+        datas = {g: with_moods(d, mood, kv) for g, d in datas.items()}
+    d0 = next(iter(datas.values()))
+    pool = frequent_songs(d0, triplets, int(sup["more_than"]))
+    queries = held_out_queries(d0, splits, pool)
+    if len(pool) < 2 or not len(queries):
+        raise ValueError(f"{len(pool)} songs with more than {sup['more_than']} triplets and {len(queries)} queries: "
+                         "too few for the supplement's protocol (lower supplementary.more_than)")
+    jobs = [{"method": m, "group": g, "split": SUPPLEMENT_SPLIT, "seed": int(sup["seed"]) + k, "test": False}
+            for m in methods for g in groups for k in range(int(sup["seeds"]))]
+    results = run_grid(jobs, datas, splits, cfg, int(sup["n_jobs"]), threads,
+                       {SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}")
+    runs = results_frame(results, "frequent").drop(columns=list(metrics.SPLIT_METRICS[SUPPLEMENT_SPLIT]))
+    names = sorted({n for t in SUPPLEMENT_TABLES.values() for n in t[1]}, key=lambda n: (n == "Med r", len(n), n))
+    runs = pd.concat([runs, pd.DataFrame([metrics.summary(r["frequent"]["ranks"], names) for r in results])], axis=1)
+    runs = runs.assign(variant=name, pooling=cfg.pooling, loss=cfg.loss, queries=len(queries), pool=len(pool))
+    song_of = d0.image_song.numpy()
+    ranks = pd.concat([pd.DataFrame({"method": r["method"], "group": r["group"], "seed": r["seed"],
+                                     "image": [d0.images[i] for i in r["frequent"]["images"]],
+                                     "song_id": [d0.songs[song_of[i]] for i in r["frequent"]["images"]],
+                                     "rank": r["frequent"]["ranks"]}) for r in results], ignore_index=True)
+    hist = pd.concat([r["history"].assign(method=r["method"], group=r["group"], seed=r["seed"]) for r in results],
+                     ignore_index=True)
+    out = paths.data(VARIANT_STAGE) / name
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    ranks.to_csv(out / "ranks.csv", index=False)
+    hist.to_csv(out / "history.csv", index=False)
+    from . import report
+    flat = {f"{m}/{g}/{n}/mean": float(f[n].mean()) for (m, g), f in runs.groupby(["method", "group"]) for n in names}
+    report.save_metrics(f"{VARIANT_STAGE}_{name}", {**flat, "runs": len(runs), "queries": len(queries), "pool": len(pool),
+                                                     "train_s_total": float(runs["train_s"].sum())})
+    return runs
+
+
+# supplement tables: the paper's table name and metrics, and our label for each (variant, method) row
+SUPPLEMENT_TABLES = {
+    "mood": ("supplement Table 1 (mood)", ("R@1", "R@5", "R@10", "Med r")),
+    "pooling": ("supplement Table 2 (pooling)", ("R@1", "R@3", "R@5", "R@10", "Med r")),
+    "loss": ("supplement Table 4 (loss)", ("R@1", "R@3", "R@5", "R@10", "Med r")),
+}
+
+
+def load_variants(names, folder=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and per-query ranks of the variant stages `names` (data/07_variants/<name>/)."""
+    folder = folder or paths.data(VARIANT_STAGE)
+    runs = pd.concat([pd.read_csv(folder / n / "runs.csv") for n in names], ignore_index=True)
+    ranks = pd.concat([pd.read_csv(folder / n / "ranks.csv").assign(variant=n) for n in names], ignore_index=True)
+    return runs, ranks
+
+
+def variant_bootstrap(ranks: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], group: str = "obj-attr",
+                      names=("R@1", "R@5", "R@10", "Med r"), samples: int = 10_000, seed: int = 0) -> list[dict]:
+    """Paired bootstrap of a − b over the queries both share; a, b = (variant, method) rows of `load_variants`'
+    ranks, seeds averaged within each resample (see metrics.paired_bootstrap)."""
+    def mat(variant, method):
+        r = ranks[(ranks["variant"] == variant) & (ranks["method"] == method) & (ranks["group"] == group)]
+        return r.pivot_table(index="seed", columns="image", values="rank").sort_index(axis=1)
+    ma, mb = mat(*a), mat(*b)
+    if list(ma.columns) != list(mb.columns):
+        raise ValueError(f"{a} and {b} do not share their queries")
+    return [{"a": a[1], "b": b[1], "tags": group, "metric": n,
+             **metrics.paired_bootstrap(ma.to_numpy(), mb.to_numpy(), n, samples, seed)} for n in names]
+
+
+def beside_paper(runs: pd.DataFrame, paper: pd.DataFrame, table: str, names, ours_label: str,
+                 recall_scale: float = 1.0) -> pd.DataFrame:
+    """Long table: one row per (method, tags, metric) of `runs` (columns method, group and one per metric, a row
+    per seed) with ours mean and std over seeds, the paper's value in `table` (NaN where it has none) and the
+    difference. `recall_scale` multiplies the paper's R@K (Table 3 prints fractions; ours are percent)."""
+    p = paper[paper["table"] == table].set_index(["method", "tags", "metric"])["value"]
+    agg = runs.groupby(["method", "group"], sort=False)[list(names)].agg(["mean", "std"])
+    rows = []
+    for (method, group) in agg.index:
+        for name in names:
+            mean, std = agg.loc[(method, group), (name, "mean")], agg.loc[(method, group), (name, "std")]
+            pv = float(p.get((method, group, name), np.nan)) * (recall_scale if name.startswith("R@") else 1.0)
+            rows.append({"method": method, "tags": group, "metric": name, ours_label: mean,
+                         "std": 0.0 if np.isnan(std) else std, "paper": pv, "difference": mean - pv})
+    return pd.DataFrame(rows)
+
+
+def beside_paper_wide(long: pd.DataFrame, ours_label: str) -> pd.DataFrame:
+    """One row per method, per tag group and metric 'ours ± std (paper)' ('(—)' where the paper has no value)."""
+    cell = long.apply(lambda r: f"{r[ours_label]:.2f} ± {r['std']:.2f} "
+                                f"({'—' if np.isnan(r['paper']) else format(r['paper'], 'g')})", axis=1)
+    wide = long.assign(cell=cell).pivot_table(index="method", columns=["tags", "metric"], values="cell",
+                                              aggfunc="first", sort=False)
+    cols = pd.MultiIndex.from_product([list(dict.fromkeys(long["tags"])), list(dict.fromkeys(long["metric"]))])
+    return wide.reindex(index=list(dict.fromkeys(long["method"])), columns=cols)
+
+
+def agreement(long: pd.DataFrame, ours_label: str, better: str, worse: str) -> dict:
+    """In how many metrics `better` beats `worse` (same tags), ours and the paper's (R@K higher, Med r lower;
+    ties do not count); metrics where the paper has no value are left out of both counts."""
+    a = long[long["method"] == better].set_index(["tags", "metric"])
+    b = long[long["method"] == worse].set_index(["tags", "metric"])
+    both = a.merge(b, left_index=True, right_index=True, suffixes=("_a", "_b"))
+    both = both[both["paper_a"].notna() & both["paper_b"].notna()]
+    sign = np.where(both.index.get_level_values("metric") == "Med r", -1, 1)
+    return {"cells": len(both), "ours": int((sign * (both[f"{ours_label}_a"] - both[f"{ours_label}_b"]) > 0).sum()),
+            "paper": int((sign * (both["paper_a"] - both["paper_b"]) > 0).sum())}
+
+
 # ---- inspection and figures -------------------------------------------------------------------------------------
 @torch.no_grad()
 def lyric_tags(model: LyricModel, data: Data, songs: np.ndarray, k: int = 5, relative: bool = False) -> list[list[str]]:
@@ -817,3 +1095,123 @@ def training_curves(histories: dict[str, pd.DataFrame], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+
+def song2image_queries(scores: np.ndarray, data: Data, songs: np.ndarray, images: np.ndarray, subset: pd.DataFrame,
+                       n: int = 4, top: int = 4, words: int = 12) -> list[dict]:
+    """Figure 9's rows: n song queries (half with an own image among the top, if any), each with its title, the
+    first lyric words and its `top` images (path, whether it is one of the song's own)."""
+    top_images = song2image_top(scores, images, top)
+    hit = np.array([np.any(data.image_song.numpy()[row] == s) for row, s in zip(top_images, songs)])
+    order = (list(np.flatnonzero(hit)[: (n + 1) // 2]) + list(np.flatnonzero(~hit)))[:n]
+    title = subset.drop_duplicates("song_id").set_index("song_id")["title"]
+    path = subset.set_index("image")["image_path"]
+    rows = []
+    for q in order:
+        s = int(songs[q])
+        rows.append({"title": title[data.songs[s]], "words": " ".join(data.token_lists[s][:words]),
+                     "images": [(path.get(data.images[i], ""), int(data.image_song[i]) == s) for i in top_images[q]]})
+    return rows
+
+
+def song2image_examples(queries: list[dict], size: float = 1.8, title: str = ""):
+    """Figure 9: each lyric query (title and first words) with its top images, the song's own images outlined red."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    top = max(len(q["images"]) for q in queries)
+    fig, axes = plt.subplots(len(queries), top + 1, figsize=(size * (top + 1.6), size * len(queries)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.6] + [1] * top})
+    for row, q in zip(axes, queries):
+        for ax in row:
+            ax.set_axis_off()
+        row[0].text(0, 0.5, f"{q['title']}\n\n" + textwrap.fill(q["words"], 28), va="center", fontsize=8,
+                    transform=row[0].transAxes)
+        for k, (file, own) in enumerate(q["images"]):
+            ax = row[k + 1]
+            if file:
+                with Image.open(file) as im:
+                    ax.imshow(im.convert("RGB"))
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set(color="red" if own else "lightgrey", linewidth=3 if own else 0.8)
+            ax.set_title(f"{k + 1}", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def beside_paper_bars(long: pd.DataFrame, ours_label: str, title: str = "", chance: dict | None = None):
+    """One panel per metric: ours (mean ± std over seeds) beside the paper's value for each row of a
+    `beside_paper` table (method, and tags when there are several); `chance`: metric → random ranking's value
+    (a dotted line)."""
+    import matplotlib.pyplot as plt
+    long = long.reset_index(drop=True)
+    names = list(dict.fromkeys(long["metric"]))
+    several = long["tags"].nunique() > 1
+    label = long["method"] + (" / " + long["tags"] if several else "")
+    rows = list(dict.fromkeys(label))
+    fig, axes = plt.subplots(1, len(names), figsize=(max(8, 2.2 * len(names) + 0.25 * len(rows)), 3.8), squeeze=False)
+    x = np.arange(len(rows))
+    for ax, name in zip(axes[0], names):
+        sub = long[long["metric"] == name].assign(label=label).set_index("label").reindex(rows)
+        ax.bar(x - 0.2, sub[ours_label], 0.4, yerr=sub["std"], capsize=2, label=ours_label)
+        ax.bar(x + 0.2, sub["paper"], 0.4, label="paper")
+        ax.set_xticks(x)
+        ax.set_xticklabels(rows, rotation=75, ha="right", fontsize=7)
+        ax.set_title(name)
+        if chance and name in chance:
+            ax.axhline(chance[name], color="grey", ls=":", label="random ranking")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---- persistence ------------------------------------------------------------------------------------------------
+def save_model(model: LyricModel, path, data: Data, method: str, train_songs: np.ndarray):
+    """One file per trained model: method, Config, weights, vocabulary, tag words, group and training songs."""
+    from dataclasses import asdict
+    from pathlib import Path
+    if method not in MODEL_CLASSES or not isinstance(model, MODEL_CLASSES[method]):
+        raise ValueError(f"model is a {type(model).__name__}, not a {method!r} model")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # training songs by id, not index: BoW's tf-idf vocabulary is refitted on them, and ids stay valid in a
+    # Data with more songs (e.g. a typed lyric appended)
+    torch.save({"method": method, "config": asdict(model.cfg), "state_dict": model.state_dict(),
+                "words": list(data.words), "tag_words": list(data.tag_words), "group": data.group,
+                "train_songs": [data.songs[i] for i in np.asarray(train_songs, dtype=np.int64)]}, path)
+    return path
+
+
+def read_model_file(path) -> dict:
+    """The stored fields of a `save_model` file (weights included), read without unpickling code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_model(path, data: Data) -> LyricModel:
+    """A `save_model` file rebuilt on `data` (eval mode); a clear error when the data do not fit the model."""
+    ck = read_model_file(path)
+    cfg = Config.from_params(**ck["config"])
+    if ck["group"] != data.group:
+        raise ValueError(f"{path}: a model of the {ck['group']!r} tag group, the data are {data.group!r}")
+    if ck["tag_words"] != list(data.tag_words):
+        raise ValueError(f"{path}: the model's {len(ck['tag_words'])} tag words differ from the data's "
+                         f"{len(data.tag_words)}: rerun notebook 04 after notebook 02")
+    if ck["words"] != list(data.words):
+        raise ValueError(f"{path}: the model's vocabulary ({len(ck['words'])} words) differs from the data's "
+                         f"({len(data.words)}): same subset, word vectors and tag words needed (rerun notebook 04)")
+    if cfg.top_k != data.top_tags.shape[1]:
+        raise ValueError(f"{path}: the model attends to the top {cfg.top_k} tags, the data hold {data.top_tags.shape[1]}")
+    sidx = data.song_index()
+    missing = [s for s in ck["train_songs"] if s not in sidx]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} training songs are not in the data (e.g. {missing[:3]})")
+    model = build_model(ck["method"], data, cfg, np.array([sidx[s] for s in ck["train_songs"]], dtype=np.int64))
+    model.load_state_dict(ck["state_dict"])
+    return model.eval()

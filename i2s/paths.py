@@ -74,3 +74,13 @@ def resolve(path: str | os.PathLike) -> Path:
     """A params path: absolute as given, relative to the project root otherwise."""
     p = Path(path)
     return p if p.is_absolute() else root() / p
+
+
+def lyric_models() -> Path:
+    """Trained lyric models of notebook 04 (seed 0, dagger split): <method>__<group>.pt, read by i2s.explore."""
+    return data("04_attention") / "models"
+
+
+def lyric_model_file(method: str, group: str) -> Path:
+    """The file of one method × tag group in `lyric_models()`."""
+    return lyric_models() / f"{method}__{group}.pt"

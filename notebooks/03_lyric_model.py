@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -21,7 +23,7 @@
 # `lyric_model.vectors` parameter takes a word2vec binary instead).
 
 # %% tags=["parameters"]
-world_truth = "data/00_world/truth"  # data_stats.world_truth: "" = real data (labels say so)
+world_truth = "data/00_world/truth"  # data_stats.world_truth (empty for real data: labels then say so)
 vectors = "glove-6b-50d"   # or a word2vec binary such as GoogleNews-vectors-negative300.bin
 group = "obj-attr"         # the tag group the curves are trained on
 split = "dagger"           # dagger: unseen test songs; section: unseen images of seen songs
@@ -55,10 +57,7 @@ t_start = time.perf_counter()
 torch.set_num_threads(threads)
 for d in (paths.data(STAGE), paths.figures(STAGE)):
     d.mkdir(parents=True, exist_ok=True)
-subset = pd.read_csv(paths.data("01_data_stats") / "subset.csv", keep_default_na=False)
-splits = pd.read_csv(paths.data("01_data_stats") / "splits.csv")
-tag_table = tags.load_tags()
-kv = text.vectors(vectors)
+subset, splits, tag_table, kv = models.load_experiment(vectors)
 cfg = models.Config.from_params(hidden=hidden, mlp_hidden=mlp_hidden, max_tokens=max_tokens, loss=loss, lr=lr,
                                 rho=rho, eps=eps, batch_pairs=batch_pairs, max_epochs=max_epochs, patience=patience,
                                 val_fraction=val_fraction)

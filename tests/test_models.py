@@ -241,3 +241,36 @@ def test_run_is_deterministic_and_ranks_every_test_query(tiny):
     assert len(a["test"]["ranks"]) == 20 and a["test"]["ranks"].max() <= 4 and a["test"]["top3"].shape == (20, 3)
     frame = models.results_frame([a, b])
     assert list(frame.columns[-4:]) == ["R@1", "R@5", "R@10", "Med r"] and (frame["R@10"] == 100).all()
+
+
+@pytest.mark.parametrize("method", models.METHODS)
+def test_saved_model_loads_back_with_identical_scores(tiny, method, tmp_path):
+    data, splits = tiny
+    train_songs = np.unique(data.image_song.numpy()[models.split_indices(data, splits, "dagger", 0, 0.25)["train"]])
+    torch.manual_seed(0)
+    model = models.build_model(method, data, CFG, train_songs)
+    models.train(model, data, np.arange(20, 60), np.arange(10), np.arange(2), CFG)
+    path = models.save_model(model, tmp_path / f"{method}__obj-attr.pt", data, method, train_songs)
+    back = models.load_model(path, data)
+    assert type(back) is type(model) and back.cfg == CFG and not back.training
+    images, songs = np.arange(0, 60, 7), np.arange(12)
+    np.testing.assert_array_equal(models.score(back, data, images, songs), models.score(model, data, images, songs))
+    torch.manual_seed(1)  # a fresh model scores differently: the weights, not the architecture, made them equal
+    other = models.build_model(method, data, CFG, train_songs)
+    assert not np.allclose(models.score(other, data, images, songs), models.score(model, data, images, songs))
+
+
+def test_loading_a_model_on_other_data_fails_clearly(tiny, tmp_path):
+    data, splits = tiny
+    model = models.build_model("Our", data, CFG)
+    path = models.save_model(model, tmp_path / "m.pt", data, "Our", np.arange(8))
+    sub, table, _ = _tables()
+    with pytest.raises(ValueError, match="tag group"):
+        models.load_model(path, models.build_data(sub, table, "obj", _kv(), top_k=3))
+    fewer = sub[sub["song_id"] != "song_11"]
+    with pytest.raises(ValueError, match="vocabulary|training songs"):
+        models.load_model(path, models.build_data(fewer, table, "obj-attr", _kv(), top_k=3))
+    with pytest.raises(ValueError, match="top 3 tags"):
+        models.load_model(path, models.build_data(sub, table, "obj-attr", _kv(), top_k=2))
+    with pytest.raises(ValueError, match="not a 'BoW' model"):
+        models.save_model(model, tmp_path / "x.pt", data, "BoW", np.arange(8))

@@ -96,3 +96,109 @@ def test_reports_index(pipeline):
     _run([sys.executable, "-m", "i2s.report", "index"], work)
     page = (work / "reports" / "index.html").read_text()
     assert 'href="01_data_stats.html"' in page
+
+
+# ---- the reports in a real browser -------------------------------------------------------------------------------
+def _chromium():
+    """A headless Chromium driven through the Debian chromedriver, or a skip saying why there is none."""
+    import shutil
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    if not (browser and driver):
+        pytest.skip("headless Chromium is not installed and could not be installed (Debian packages chromium and "
+                    "chromium-driver; `make test` installs them with apt-get when apt is available)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        opts.add_argument(a)
+    # an explicit driver path: Selenium Manager is skipped and never tries to download a driver or browser
+    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+
+
+_PAGE_STATE = """return {ready: document.readyState,
+  images: Array.from(document.images).map(i => [i.alt || i.src.slice(0, 60), i.complete, i.naturalWidth]),
+  links: Array.from(document.links).map(a => a.href),
+  ids: Array.from(document.querySelectorAll('[id],[name]')).map(e => e.id || e.getAttribute('name')),
+  height: document.documentElement.scrollHeight};"""
+
+
+def _check_page(drv, page: Path, shots: Path) -> list[Path]:
+    """Open a page, check that every image decoded and every link resolves; save a full-page screenshot.
+    Returns the local pages it links to."""
+    from urllib.parse import unquote, urlparse
+    drv.get(page.as_uri())
+    state = drv.execute_script(_PAGE_STATE)
+    assert state["ready"] == "complete"
+    broken = [(name, done, w) for name, done, w in state["images"] if not (done and w > 0)]
+    assert not broken, f"{page.name}: images that did not load: {broken}"
+    linked = []
+    for href in state["links"]:
+        u = urlparse(href)
+        if u.scheme == "file":
+            target = Path(unquote(u.path))
+            assert target.exists(), f"{page.name} links to a missing file: {target}"
+            if u.fragment and target == page:
+                # as a browser does: the fragment as written, else percent-decoded (nbconvert's ids keep the %XX)
+                assert {u.fragment, unquote(u.fragment)} & set(state["ids"]), f"{page.name}: anchor #{u.fragment} has no target"
+            if target != page and target.suffix == ".html":
+                linked.append(target)
+        else:  # no internet in CI: an outside link must at least be a complete URL
+            assert u.scheme in ("http", "https", "mailto") and (u.netloc or u.scheme == "mailto"), f"{page.name}: bad link {href}"
+    drv.set_window_size(1280, min(state["height"], 12000))
+    shot = shots / f"{page.stem}.png"
+    assert drv.save_screenshot(str(shot)) and shot.stat().st_size > 10_000, f"no screenshot of {page.name}"
+    return linked
+
+
+def test_reports_open_in_a_browser_with_every_image_and_link(pipeline):
+    work, _ = pipeline
+    _run([sys.executable, "-m", "i2s.report", "index"], work)
+    index = work / "reports" / "index.html"
+    shots = work / "reports" / "screenshots"
+    shots.mkdir(exist_ok=True)
+    drv = _chromium()
+    try:
+        linked = _check_page(drv, index, shots)
+        rendered = sorted((work / "reports").glob("[0-9][0-9]_*.html"))
+        assert sorted(set(linked)) == rendered, "the index must link every rendered report"
+        cards = drv.find_elements("css selector", "li[id]")
+        assert len(cards) == len(rendered)
+        for card in cards:  # a headline table beside the paper's numbers and a thumbnail in every card
+            assert card.find_elements("tag name", "img"), f"card {card.get_attribute('id')} has no figure"
+            tab = card.find_element("css selector", ".tab").text
+            assert "paper" in tab and "synthetic" in tab, f"card {card.get_attribute('id')}: {tab[:300]}"
+        for page in rendered:
+            _check_page(drv, page, shots)
+    finally:
+        drv.quit()
+    print(f"screenshots: {shots}")
+
+
+def _widget_html(nb_path: Path) -> str:
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    outputs = [str(o.get("data", o.get("text", ""))) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    return "\n".join([v["state"].get("value", "") for v in state.values() if v["model_name"] == "HTMLModel"] + outputs)
+
+
+def test_explore_notebook_runs_top_to_bottom_and_says_what_is_missing(pipeline):
+    work, _ = pipeline
+    models_dir = work / "data" / "04_attention" / "models"
+    assert any(models_dir.glob("*__*.pt")), "notebook 04 must save its models with models.save_model (issue #6)"
+    out = work / "explore_out.ipynb"
+    cmd = ["papermill", "notebooks/explore.ipynb", str(out), "--cwd", ".", "--no-progress-bar"]
+    _run(cmd, work, timeout=600)
+    page = _widget_html(out)
+    assert "**Ready**" in page and "library of" in page and "The photo's own song is at rank" in page, page[:2000]
+    assert "data:image/png;base64," in page and "Traceback" not in page
+    aside = work / "models_aside"
+    models_dir.rename(aside)
+    try:  # without the models: no crash, and the notebook says what to run
+        _run(cmd, work, timeout=600)
+        page = _widget_html(out)
+        assert "Nothing to explore yet" in page and "make reproduce" in page and "04_attention/models" in page
+    finally:
+        aside.rename(models_dir)

@@ -68,6 +68,7 @@ def test_every_notebook_stage_passes_its_parameters_from_its_params_section():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     staged = set()
     for name, st in stages.items():
+        st = st.get("do", st)  # a foreach stage's template
         cmd = " ".join(st["cmd"]) if isinstance(st["cmd"], list) else st["cmd"]
         m = re.search(r"papermill (notebooks/(\S+)\.ipynb) reports/(\S+)\.ipynb", cmd)
         if not m:

@@ -59,3 +59,33 @@ def test_index_links_every_rendered_notebook(in_tmp_root):
     page = report.write_index().read_text()
     assert 'href="01_x.html"' in page and "The summary line." in page and "triplets=5" in page
     assert "synthetic" in page
+
+
+def test_index_cards_show_the_headline_beside_the_paper_and_a_thumbnail(in_tmp_root):
+    rep = paths.reports()
+    rep.mkdir()
+    for stage in ("04_attention", "07_new"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {stage}\nSummary.")])
+        nb.metadata["papermill"] = {"end_time": "2026-11-25T02:51:39+00:00", "duration": 90.0,
+                                    "parameters": {"seeds": 3}, "exception": None}
+        nbformat.write(nb, rep / f"{stage}.ipynb")
+        (rep / f"{stage}.html").write_text("<html></html>")
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        report.savefig(fig, stage, "a_figure")
+    ours = report.source_label(True)
+    long = pd.DataFrame([{"method": m, "tags": t, "metric": k, ours: v, "paper": 10.0 + v, "split": s}
+                         for s in ("dagger", "section") for m in ("Our", "Our-attention") for t in ("obj", "obj-attr")
+                         for k, v in (("R@1", 1.5), ("Med r", 40.0))])
+    report.save_table(long, "04_attention", "table2_long")
+    report.save_table(pd.DataFrame({"x": [1]}), "07_new", "no_paper_here")
+    report.save_table(report.compare({"R@1": 3.0}, {"R@1": 4.0}, ours), "07_new", "beside")
+    df, held, png = report.headline("04_attention")  # the configured rows, as method × metric cells
+    assert df.columns.tolist() == ["method", "R@1", "Med r"] and df["method"].tolist() == ["Our", "Our-attention"]
+    assert df.loc[0, "R@1"] == "1.5 (11.5)" and "split = dagger" in held and f"{ours} (paper)" in held
+    assert png.name == "a_figure.png"
+    df, held, png = report.headline("07_new")  # not configured: the first table with a paper column
+    assert df.columns.tolist() == ["quantity", ours, "paper", "difference"] and png.name == "a_figure.png"
+    page = report.write_index().read_text()
+    assert page.count("data:image/png;base64,") == 2 and 'href="07_new.html"' in page
+    assert "seeds=3" in page and "2026-11-25 02:51 UTC (1.5 min)" in page and "no paper column" not in page

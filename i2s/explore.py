@@ -1,0 +1,477 @@
+"""Interactive exploration of the trained artefacts (notebooks/explore.ipynb wires widgets to these functions).
+
+An `Explorer` reads what the last `dvc repro` wrote (the experiment subset and refined triplets of notebook 01,
+the detector and tag table of notebook 02, the lyric models of notebook 04) and answers two kinds of query:
+
+- image → songs: any photo of the world or an uploaded one is tagged by the detector (boxes, object and attribute
+  tags), then every song of the library is ranked by a chosen method and tag group; attentive models also give
+  each lyric word's attention weight for that photo.
+- lyric → images: a song of the library, or typed text, ranks every tagged photo of the experiment.
+
+The library is the experiment's songs (notebook 01's subset, the songs every model was built on); a world photo's
+true song is marked when it is one of them. Artefacts are re-read when a file changed on disk, so a new
+`dvc repro` needs no kernel restart.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import models, paths, tags, text
+
+MAX_SIDE = 640       # uploads are shrunk to this longest side: the detector works at 160-267 px anyway
+TOP_SONGS = 10
+TOP_IMAGES = 10
+SONG_CACHE = 2         # models whose library encodings are kept (Explorer.song_blocks)
+TYPED = "(typed lyric)"  # song id of a typed lyric appended to the library for one query
+
+
+class MissingArtefacts(FileNotFoundError):
+    """A stage output that exploration needs is not there yet."""
+
+
+def artefacts() -> dict[str, tuple[Path, str]]:
+    """What exploration reads: name → (path, the stage that writes it)."""
+    return {"experiment subset": (paths.data("01_data_stats") / "subset.csv", "01_data_stats"),
+            "refined triplets": (paths.data("01_data_stats") / "triplets.csv", "01_data_stats"),
+            "tag detector": (paths.data(tags.STAGE) / tags.CHECKPOINT_FILE, tags.STAGE),
+            "tag table": (paths.data(tags.STAGE) / tags.TAGS_FILE, tags.STAGE),
+            "lyric models": (paths.lyric_models(), "04_attention")}
+
+
+def missing_artefacts() -> list[str]:
+    """One line per missing artefact (empty when everything is there)."""
+    out = []
+    for name, (path, stage) in artefacts().items():
+        empty = path.is_dir() and not any(path.glob("*__*.pt"))
+        if not path.exists() or empty:
+            out.append(f"{name}: {path} (written by stage {stage})")
+    return out
+
+
+def require_artefacts() -> None:
+    """Raise MissingArtefacts saying what to run when a stage output is missing."""
+    missing = missing_artefacts()
+    if missing:
+        raise MissingArtefacts(
+            "Exploration needs the trained artefacts of the pipeline, and these are missing:\n  - "
+            + "\n  - ".join(missing)
+            + f"\nRun `make reproduce` (or `dvc repro 04_attention`) in {paths.root()} first, then run this cell "
+              "again (no kernel restart needed).")
+
+
+def decode_image(content: bytes, name: str = "upload", max_side: int = MAX_SIDE) -> torch.Tensor:
+    """An uploaded file as a 3×H×W uint8 tensor (EXIF orientation applied, longest side ≤ max_side);
+    ValueError naming the file when it is not an image."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    if not content:
+        raise ValueError(f"{name!r} is empty: upload a photo (JPEG, PNG, ...)")
+    try:
+        with Image.open(io.BytesIO(bytes(content))) as im:
+            im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster for big photos
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            im.thumbnail((max_side, max_side))
+            arr = np.array(im)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+        raise ValueError(f"{name!r} is not an image Pillow can read ({type(e).__name__}: {e}); "
+                         "upload a photo (JPEG, PNG, ...)") from None
+    if min(arr.shape[:2]) < 8:
+        raise ValueError(f"{name!r} is {arr.shape[1]}×{arr.shape[0]} px: too small to tag")
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+@dataclasses.dataclass
+class Query:
+    """One tagged photo: its pixels, the detector's output, its tags and (world photos) its song."""
+    name: str
+    image: torch.Tensor              # 3×H×W uint8
+    prediction: dict                 # tags.predict's dict: boxes, labels, scores, attributes, obj_vec, attr_vec
+    table: pd.DataFrame              # tags.tag_table's one row (top tags per group, every probability)
+    song_id: str | None = None       # the photo's song in the world, if known
+
+    def vector(self, group: str) -> tuple[np.ndarray, list[str]]:
+        """The photo's tag vector of one group and its words (notebook 02's representation)."""
+        return tags.tag_matrix(self.table, group)
+
+    def top(self, group: str) -> list[str]:
+        """The photo's top tags of one group."""
+        return self.table[f"top_{group}"].iloc[0].split()
+
+
+def query_data(data: models.Data, vectors: np.ndarray) -> models.Data:
+    """`data` with the given N × D tag vectors as its only images (same songs): models score them unchanged."""
+    vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+    if vectors.shape[1] != len(data.tag_words):
+        raise ValueError(f"{vectors.shape[1]} tag probabilities for {len(data.tag_words)} tag words")
+    k = data.top_tags.shape[1]
+    index = {w: i for i, w in enumerate(data.words)}
+    top = [[index.get(w, 1) for w in row] for row in tags.top_tags(vectors, data.tag_words, k)]
+    return dataclasses.replace(data, images=[f"query {i}" for i in range(len(vectors))],
+                               image_song=torch.full((len(vectors),), -1), targets=torch.tensor(vectors),
+                               top_tags=torch.tensor(top, dtype=torch.long))
+
+
+def with_lyric(data: models.Data, lyric: str, max_tokens: int = 0) -> models.Data:
+    """`data` with a typed lyric appended as one more song (id TYPED); ValueError if no word of it is known."""
+    tokens = text.tokenize(lyric)
+    index = {w: i for i, w in enumerate(data.words)}
+    ids = text.encode(tokens, index, max_tokens)
+    if not tokens or (ids == 1).all():
+        raise ValueError("none of the typed words is in the models' vocabulary (after dropping stop words and "
+                         "non-alphanumeric tokens): type a few more lyric words")
+    n = max(data.tokens.shape[1], len(ids))
+    tok = torch.zeros((len(data.songs) + 1, n), dtype=torch.long)
+    tok[:-1, :data.tokens.shape[1]] = data.tokens
+    tok[-1, :len(ids)] = torch.from_numpy(ids)
+    return dataclasses.replace(data, songs=[*data.songs, TYPED], token_lists=[*data.token_lists, tokens],
+                               tokens=tok, lengths=torch.cat([data.lengths, torch.tensor([len(ids)])]))
+
+
+def _levels(weights: np.ndarray) -> np.ndarray:
+    """Colour-map positions of attention weights: log2 of n·s_t stretched to the lyric's largest deviation."""
+    w = np.asarray(weights, float)
+    log = np.log2(np.maximum(w * len(w), 1e-12))
+    return 0.5 + 0.5 * log / max(float(np.abs(log).max()), 1e-3)
+
+
+@torch.no_grad()
+def library_scores(model: models.LyricModel, blocks: list[tuple[np.ndarray, dict]], query: models.Data) -> np.ndarray:
+    """Cosine of the first image of `query` with every song of `Explorer.song_blocks` in the tag space: what
+    `models.score` computes for one image, from song encodings made once."""
+    model.eval()
+    v = torch.nn.functional.normalize(query.targets[0], dim=-1)
+    q = model.query(query.top_tags[:1]) if model.attends else None
+    out = torch.empty(sum(len(cols) for cols, _ in blocks))
+    for cols, st in blocks:
+        pred = model.pairs(st, q, grid=True)[0] if model.attends else model.pairs(st, None)  # S × D
+        out[torch.as_tensor(cols)] = torch.nn.functional.normalize(pred, dim=-1) @ v
+    return out.numpy()
+
+
+def shade(weights: np.ndarray) -> list[str]:
+    """Background colours of words by attention relative to uniform (n·s_t): red above, blue below, white at
+    uniform; the scale stretches to the lyric's largest deviation (as `models.attention_text`)."""
+    import matplotlib
+    cmap = matplotlib.colormaps["RdBu_r"]
+    return [matplotlib.colors.to_hex(cmap(c)) for c in _levels(weights)]
+
+
+def lyric_html(words: list[str], weights: np.ndarray | None = None) -> str:
+    """A lyric's words as HTML, each shaded by its attention weight when there are weights."""
+    if weights is None:
+        return " ".join(html.escape(w) for w in words)
+    rel = np.asarray(weights, float) * len(weights)
+    ink = ["white" if abs(c - 0.5) > 0.35 else "black" for c in _levels(weights)]  # legible on the darkest shades
+    return " ".join(f'<span style="background:{c};color:{k};padding:0 2px" title="weight × n = {r:.2f}">'
+                    f"{html.escape(w)}</span>" for w, c, k, r in zip(words, shade(weights), ink, rel))
+
+
+def image_uri(image: torch.Tensor | str | Path, size: int = 160) -> str:
+    """A PNG data URI of an image tensor or file (for HTML tables)."""
+    from PIL import Image
+    im = Image.open(image) if isinstance(image, (str, Path)) else Image.fromarray(image.permute(1, 2, 0).numpy())
+    with im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+class Explorer:
+    """The trained artefacts of the last `dvc repro`, reloaded when a file changes, and the queries on them."""
+
+    def __init__(self, vectors: str | None = None, threads: int | None = None):
+        self.vectors = vectors
+        if threads:
+            torch.set_num_threads(threads)
+        self._stamp = None
+        self._cache: dict = {}
+
+    # ---- artefacts --------------------------------------------------------------------------------------------
+    def _stamps(self) -> tuple:
+        out = []
+        for path, _ in artefacts().values():
+            for p in (sorted(path.glob("*.pt")) if path.is_dir() else [path]):
+                st = p.stat()
+                out.append((str(p), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def refresh(self) -> bool:
+        """Check the artefacts (MissingArtefacts if any is missing); drop everything cached when a file changed.
+        True when the next query reloads."""
+        require_artefacts()
+        try:
+            stamp = self._stamps()
+        except FileNotFoundError as e:  # a file went between the check and the stat: a dvc repro is writing
+            raise MissingArtefacts(f"{e.filename} vanished while being read: is `dvc repro` running? Try again "
+                                   "when it has finished.") from None
+        if stamp != self._stamp:
+            self._cache.clear()
+            self._stamp = stamp
+            return True
+        return False
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def model_files(self) -> pd.DataFrame:
+        """Every saved lyric model: method, group, file (in METHODS × GROUPS order)."""
+        self.refresh()
+        rows = [{"method": m, "group": g, "file": paths.lyric_model_file(m, g)}
+                for m in models.METHODS for g in models.GROUPS if paths.lyric_model_file(m, g).exists()]
+        return pd.DataFrame(rows, columns=["method", "group", "file"])
+
+    def methods(self) -> list[str]:
+        """Methods with at least one saved model."""
+        return list(dict.fromkeys(self.model_files()["method"]))
+
+    def groups(self) -> list[str]:
+        """Tag groups with at least one saved model."""
+        return [g for g in models.GROUPS if g in set(self.model_files()["group"])]
+
+    def subset(self) -> pd.DataFrame:
+        """Notebook 01's experiment subset (the library's songs and their photos)."""
+        return self._get("subset", lambda: pd.read_csv(artefacts()["experiment subset"][0], keep_default_na=False))
+
+    def library(self) -> pd.DataFrame:
+        """The songs every query ranks: song_id, title, artist, lyric, one row per song (sorted by id, as in Data)."""
+        return self._get("library", lambda: self.subset().drop_duplicates("song_id").sort_values("song_id")
+                         [["song_id", "title", "artist", "lyric"]].reset_index(drop=True))
+
+    def song_choices(self) -> dict[str, str]:
+        """'title — artist' → song_id for every library song (titles alone can repeat)."""
+        lib = self.library()
+        return dict(zip(lib["title"] + " — " + lib["artist"], lib["song_id"]))
+
+    def world_images(self) -> pd.DataFrame:
+        """Every photo of the refined data: image, image_path, song_id, title, and whether its song is in the library."""
+        def make():
+            t = pd.read_csv(artefacts()["refined triplets"][0], keep_default_na=False)
+            t = t.drop_duplicates("image")[["image", "image_path", "song_id", "title", "artist"]].reset_index(drop=True)
+            return t.assign(in_library=t["song_id"].isin(set(self.library()["song_id"])))
+        return self._get("world", make)
+
+    def tag_table(self) -> pd.DataFrame:
+        """Notebook 02's tag table."""
+        return self._get("tags", lambda: tags.load_tags(artefacts()["tag table"][0]))
+
+    def detector(self) -> tags.TagDetector:
+        """Notebook 02's trained detector (eval mode)."""
+        return self._get("detector", lambda: tags.load_checkpoint(artefacts()["tag detector"][0])[0])
+
+    def _vectors_source(self) -> str:
+        if self.vectors:
+            return self.vectors
+        import yaml
+        p = paths.root() / "params.yaml"
+        section = yaml.safe_load(p.read_text()).get("lyric_model", {}) if p.exists() else {}
+        source = section.get("vectors", text.GLOVE)
+        return source if source == text.GLOVE else str(paths.resolve(source))  # a file: relative to the project
+
+    def data(self, group: str) -> models.Data:
+        """The experiment's Data of one tag group, built as notebook 04 builds it (top-K and lyric length from the
+        group's saved models)."""
+        def make():
+            files = self.model_files()
+            files = files[files["group"] == group]
+            if files.empty:
+                raise MissingArtefacts(f"no lyric model of the {group!r} tag group in {paths.lyric_models()}; "
+                                       "rerun `dvc repro 04_attention`")
+            cfg = models.Config.from_params(**models.read_model_file(files["file"].iloc[0])["config"])
+            kv = text.vectors(self._vectors_source())
+            return models.build_data(self.subset(), self.tag_table(), group, kv, cfg.top_k, cfg.max_tokens)
+        return self._get(("data", group), make)
+
+    def model(self, method: str, group: str) -> models.LyricModel:
+        """The saved model of one method and tag group."""
+        self._check(method, group)
+        return self._get(("model", method, group),
+                         lambda: models.load_model(paths.lyric_model_file(method, group), self.data(group)))
+
+    def song_blocks(self, method: str, group: str) -> list[tuple[np.ndarray, dict]]:
+        """The library's song-side encodings under one model, in `models.score`'s length-sorted blocks: they do not
+        depend on the photo, so a query only pairs them with its tags. The last SONG_CACHE models are kept."""
+        key = ("blocks", method, group)
+        if key not in self._cache:
+            model, data = self.model(method, group), self.data(group)
+            order = np.argsort(data.lengths.numpy(), kind="stable")
+            with torch.no_grad():
+                blocks = [(order[s:s + models.SONG_BLOCK], models.encode_songs(model, data, order[s:s + models.SONG_BLOCK]))
+                          for s in range(0, len(order), models.SONG_BLOCK)]
+            for old in [k for k in self._cache if k[0] == "blocks"][:-(SONG_CACHE - 1) or None]:
+                del self._cache[old]  # an attentive model's encodings take tens of MB at the paper's scale
+            self._cache[key] = blocks
+        return self._cache[key]
+
+    def train_songs(self, method: str, group: str) -> set[str]:
+        """The songs a saved model was trained on (the rest of the library is unseen by it)."""
+        self._check(method, group)
+        return self._get(("train", method, group), lambda: set(
+            models.read_model_file(paths.lyric_model_file(method, group))["train_songs"]))
+
+    def _check(self, method: str, group: str):
+        self.refresh()
+        if not paths.lyric_model_file(method, group).exists():
+            have = ", ".join(f"{m}/{g}" for m, g in self.model_files()[["method", "group"]].itertuples(index=False))
+            raise ValueError(f"no saved {method} model for the {group!r} tags (saved: {have or 'none'})")
+
+    # ---- image → songs ----------------------------------------------------------------------------------------
+    def tag_image(self, image, name: str | None = None) -> Query:
+        """Tag a photo: a world image name (e.g. 'IMG_0000010.jpg'), a file path, uploaded bytes or a uint8 tensor."""
+        self.refresh()
+        song = None
+        if isinstance(image, torch.Tensor):
+            pixels, name = image, name or "image"
+        elif isinstance(image, (bytes, bytearray, memoryview)):
+            name = name or "upload"
+            pixels = decode_image(image, name)
+        else:
+            world = self.world_images().set_index("image")
+            key = str(image)
+            if key in world.index:
+                path, song = Path(world.at[key, "image_path"]), world.at[key, "song_id"]
+                if not path.exists():  # a moved project: the world's own layout
+                    path = paths.shuttersong_world() / "images" / key
+            else:
+                path = Path(key)
+                if not path.is_file():
+                    raise ValueError(f"{key!r} is neither a photo of the world (see world_images()) nor a file")
+            name = name or path.name
+            pixels = decode_image(path.read_bytes(), name)
+        det = self.detector()
+        with torch.no_grad():
+            pred = {k: v.cpu() for k, v in det([pixels.float().div(255)])[0].items()}
+        table = tags.tag_table([pred], pd.DataFrame({"image": [name]}), det.objects, det.attributes)
+        return Query(name=name, image=pixels, prediction=pred, table=table, song_id=song)
+
+    def songs_for(self, query: Query, method: str, group: str, k: int = TOP_SONGS) -> pd.DataFrame:
+        """The top-k songs of the library for a tagged photo: rank, song_id, title, artist, score, whether it is the
+        photo's song and whether the model saw it in training, its words and (attentive models) their weights.
+        `attrs["true_rank"]`: the rank of the photo's song in the whole library (None if not in it)."""
+        model, data = self.model(method, group), self.data(group)
+        vec, words = query.vector(group)
+        if words != data.tag_words:
+            raise ValueError("the detector's tag words differ from the models' (rerun notebook 04 after notebook 02)")
+        qd = query_data(data, vec)
+        s = library_scores(model, self.song_blocks(method, group), qd)
+        order = np.argsort(-s, kind="stable")
+        top = order[:k]
+        lib = self.library().set_index("song_id")
+        seen = self.train_songs(method, group)
+        weights = (models.attention_weights(model, qd, np.zeros(len(top), dtype=np.int64), top) if model.attends
+                   else [None] * len(top))
+        rows = [{"rank": r + 1, "song_id": data.songs[j], "title": lib.at[data.songs[j], "title"],
+                 "artist": lib.at[data.songs[j], "artist"], "score": float(s[j]),
+                 "true_song": data.songs[j] == query.song_id, "seen_in_training": data.songs[j] in seen,
+                 "words": data.token_lists[j][:int(data.lengths[j])], "weights": w}
+                for r, (j, w) in enumerate(zip(top, weights))]
+        out = pd.DataFrame(rows)
+        sidx = data.song_index()
+        out.attrs["true_rank"] = (int(np.flatnonzero(order == sidx[query.song_id])[0]) + 1
+                                  if query.song_id in sidx else None)
+        out.attrs["library_size"] = len(data.songs)
+        return out
+
+    # ---- lyric → images ---------------------------------------------------------------------------------------
+    def images_for(self, lyric: str, method: str, group: str, k: int = TOP_IMAGES) -> pd.DataFrame:
+        """The top-k tagged photos of the experiment for a library song (its song_id or exact title) or typed
+        lyric text: rank, image, image_path, song_id, title, score, whether the photo belongs to that song."""
+        data = self.data(group)
+        lib = self.library()
+        by_title = dict(zip(lib["title"].str.lower(), lib["song_id"]))
+        key = lyric.strip()
+        song_id = key if key in data.song_index() else by_title.get(key.lower())
+        if song_id is not None:
+            d, model, j = data, self.model(method, group), data.song_index()[song_id]
+        else:
+            self._check(method, group)
+            d = with_lyric(data, key, self.model(method, group).cfg.max_tokens)
+            # BoW refits its tf-idf on the training songs, so the typed lyric gets its own bag of words
+            model = (models.load_model(paths.lyric_model_file(method, group), d) if method == "BoW"
+                     else self.model(method, group))
+            j = len(d.songs) - 1
+        s = models.score(model, d, np.arange(len(d.images)), np.array([j]))[:, 0]
+        top = np.argsort(-s, kind="stable")[:k]
+        path = self.tag_table().set_index("image")["image_path"]
+        titles = lib.set_index("song_id")["title"]
+        song_of = [d.songs[i] for i in d.image_song.numpy()[top]]
+        return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "image": [d.images[i] for i in top],
+                             "image_path": [path.get(d.images[i], "") for i in top], "song_id": song_of,
+                             "title": [titles[x] for x in song_of], "score": s[top],
+                             "of_this_song": [x == song_id for x in song_of]})
+
+
+# ---- views (HTML and figures for the notebook) -------------------------------------------------------------------
+def show_threshold(query: Query, least: int = 3) -> float:
+    """The detector's usual display score, lowered to show the `least` best boxes when fewer pass it."""
+    scores = query.prediction["scores"]
+    if (scores >= tags.SHOW_SCORE).sum() >= least or len(scores) == 0:
+        return tags.SHOW_SCORE
+    return float(scores[:least].min())  # torchvision returns detections sorted by score
+
+
+def detection_figure(query: Query, size: float = 4.0):
+    """The photo with its confident detections (box, object, top attributes, score)."""
+    import matplotlib.pyplot as plt
+    det_objects = [c.split(":", 1)[1] for c in query.table.columns if c.startswith("obj:")]
+    det_attrs = [c.split(":", 1)[1] for c in query.table.columns if c.startswith("attr:")]
+    fig, ax = plt.subplots(figsize=(size, size))
+    threshold = show_threshold(query)
+    tags.draw_detections(ax, query.image, query.prediction, det_objects, det_attrs, score=threshold,
+                         title=f"{query.name}: detections with score ≥ {threshold:.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def tags_html(query: Query) -> str:
+    """The photo's top object and attribute tags, and its song when known."""
+    rows = [f"<b>objects</b>: {html.escape(', '.join(query.top('obj')))}",
+            f"<b>attributes</b>: {html.escape(', '.join(query.top('attr')))}",
+            f"<b>both (obj-attr)</b>: {html.escape(', '.join(query.top('obj-attr')))}"]
+    threshold = show_threshold(query)
+    n = int((query.prediction["scores"] >= threshold).sum())
+    rows.append(f"{n} detection(s) with score ≥ {threshold:.2f} drawn; the tag vectors use every region")
+    return "<br>".join(rows)
+
+
+def songs_html(songs: pd.DataFrame, method: str, group: str) -> str:
+    """The ranked songs as an HTML table, lyric words shaded by attention, the photo's song marked ▲."""
+    true_rank, n = songs.attrs.get("true_rank"), songs.attrs.get("library_size", "?")
+    note = (f"The photo's own song is at rank <b>{true_rank}</b> of {n}." if true_rank else
+            "The photo's song is not in the library (an upload, or a song outside the experiment).")
+    attends = songs["weights"].notna().any() if len(songs) else False
+    legend = ("Lyric words shaded by attention relative to uniform: red above, blue below (hover for the value)."
+              if attends else f"{html.escape(method)} has no attention: lyrics shown plain.")
+    body = []
+    for r in songs.itertuples():
+        mark = "▲ " if r.true_song else ""
+        unseen = "" if r.seen_in_training else ' <span style="color:#a60">(unseen in training)</span>'
+        lyric = lyric_html(list(r.words), None if r.weights is None else np.asarray(r.weights))
+        body.append(f"<tr><td>{r.rank}</td><td><b>{mark}{html.escape(str(r.title))}</b><br>"
+                    f"<small>{html.escape(str(r.artist))}</small>{unseen}</td><td>{r.score:.3f}</td>"
+                    f'<td><div style="max-height:5.5em;overflow-y:auto;font-size:.85em;line-height:1.5">{lyric}</div></td></tr>')
+    return (f"<p><b>{html.escape(method)}</b>, {html.escape(group)} tags, library of {n} songs "
+            f"(synthetic world). {note} {legend}</p><table><tr><th>#</th><th>song</th><th>cosine</th><th>lyric "
+            f"(preprocessed)</th></tr>{''.join(body)}</table>")
+
+
+def images_html(images: pd.DataFrame, size: int = 110) -> str:
+    """The ranked photos as an HTML strip, those of the queried song marked ▲."""
+    cells = []
+    for r in images.itertuples():
+        src = image_uri(r.image_path, size) if r.image_path and Path(r.image_path).exists() else ""
+        mark = "▲ " if r.of_this_song else ""
+        cells.append(f'<div style="display:inline-block;margin:3px;width:{size}px;font-size:.75em;vertical-align:top">'
+                     f'<img src="{src}" width="{size}" alt="{html.escape(r.image)}"><br>{mark}{r.rank}. '
+                     f"{html.escape(str(r.title))} ({r.score:.3f})</div>")
+    return "<div>" + "".join(cells) + "</div><p><small>▲ a photo of the queried song.</small></p>"
