@@ -274,3 +274,15 @@ def test_loading_a_model_on_other_data_fails_clearly(tiny, tmp_path):
         models.load_model(path, models.build_data(sub, table, "obj-attr", _kv(), top_k=2))
     with pytest.raises(ValueError, match="not a 'BoW' model"):
         models.save_model(model, tmp_path / "x.pt", data, "BoW", np.arange(8))
+
+
+def test_bilstm_forget_gate_starts_open_and_the_memory_terms_still_add_up():
+    lstm = models.BiLSTM(5, 4, forget_bias=3.0)
+    for d in (lstm.fwd, lstm.bwd):
+        assert torch.all(d.bias_ih_l0[4:8] == 3.0) and torch.all(d.bias_hh_l0[4:8] == 0)
+        assert not torch.all(d.bias_ih_l0[:4] == 3.0)  # the other gates keep PyTorch's initialisation
+    x, lengths = torch.randn(2, 6, 5), torch.tensor([6, 3])
+    out = lstm(x, lengths, memory=True)
+    # the final cell state is the sum of the per-step contributions, so h_final = o_final * tanh(sum)
+    h = out["o_fwd"] * torch.tanh(out["contrib_fwd"].sum(1))
+    torch.testing.assert_close(h, out["final"][:, :4], rtol=1e-5, atol=1e-5)
