@@ -105,6 +105,18 @@ def _inv_sqrt(C, eps=1e-12):
     return (evecs * inv) @ evecs.T
 
 
+def _svd(M):
+    """Thin SVD; LAPACK's gesdd (numpy's) can fail to converge on an ill-conditioned but finite matrix, and then
+    the slower gesvd is used."""
+    if not np.isfinite(M).all():
+        raise ValueError("CCA: the whitened cross-covariance has NaN or inf entries (non-finite features?)")
+    try:
+        return np.linalg.svd(M, full_matrices=False)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+        return scipy.linalg.svd(M, full_matrices=False, lapack_driver="gesvd")
+
+
 @dataclass
 class CCAModel:
     """Fitted CCA: means, projection matrices and canonical correlations."""
@@ -137,7 +149,7 @@ def fit_cca(X, Y, n_components, reg=REG):
     Xc, Yc = X - mx, Y - my
     Kx = _inv_sqrt(Xc.T @ Xc / n + reg * np.eye(X.shape[1]))
     Ky = _inv_sqrt(Yc.T @ Yc / n + reg * np.eye(Y.shape[1]))
-    U, s, Vt = np.linalg.svd(Kx @ (Xc.T @ Yc / n) @ Ky, full_matrices=False)
+    U, s, Vt = _svd(Kx @ (Xc.T @ Yc / n) @ Ky)
     k = min(n_components, len(s))
     return CCAModel(mx, my, Kx @ U[:, :k], Ky @ Vt[:k].T, s[:k])
 

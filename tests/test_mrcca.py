@@ -228,3 +228,18 @@ def test_determinism(toy, fitted):
     other = MRCCA(n_clusters=2, d=6, n_components=5, seed=1).fit(toy["Itr"], toy["Mtr"], toy["Ptr"])
     assert not np.array_equal(other.score(toy["Ite"], toy["Mte"]),
                               fitted.score(toy["Ite"], toy["Mte"]))
+
+
+def test_cca_falls_back_to_gesvd_when_gesdd_does_not_converge(monkeypatch):
+    from i2s import mrcca
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 5)), rng.normal(size=(40, 4))
+    want = mrcca.fit_cca(X, Y, 3)
+
+    def fails(*a, **k):
+        raise np.linalg.LinAlgError("SVD did not converge")
+    monkeypatch.setattr(mrcca.np.linalg, "svd", fails)
+    got = mrcca.fit_cca(X, Y, 3)
+    np.testing.assert_allclose(got.corrs, want.corrs, rtol=1e-8)
+    with pytest.raises(ValueError, match="non-finite"):
+        mrcca.fit_cca(np.full((5, 2), np.nan), Y[:5], 1)
