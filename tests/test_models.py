@@ -211,7 +211,8 @@ def test_losses():
         models.loss_value("hinge", a, a)
 
 
-@pytest.mark.parametrize("method,loss", [(m, "mse") for m in models.METHODS] + [("Our", "cpl"), ("Our-attention", "mrl")])
+@pytest.mark.parametrize("method,loss", [(m, "mse") for m in models.METHODS] + [("Our", "cpl"), ("Our-attention", "mrl"),
+                                                                                         ("Our-attention", "infonce")])
 def test_training_reduces_the_loss_on_a_tiny_problem(tiny, method, loss):
     data, splits = tiny
     cfg = models.Config(hidden=8, mlp_hidden=16, attention=6, top_k=3, batch_pairs=20, max_epochs=1, loss=loss,
