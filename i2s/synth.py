@@ -31,7 +31,7 @@ class WorldParams:
     scale: float = 1.0             # 1.0 = the paper's 36,646 raw pairs / 16,973 triplets
     difficulty: float = 0.5        # 0 = easy, 1 = hard (selfie share, off-theme objects, lyric theme words)
     image_size: int = render.IMAGE_SIZE
-    scene_graph_images: int = 3000  # the separate detector-training set (no songs)
+    scene_graph_images: int = 6000  # the separate detector-training set (no songs)
     jobs: int = 0                  # render processes; 0 = all cores
     # shares of the abnormal rows (raw − kept) by the reason they must be rejected
     abnormal_mix: dict = field(default_factory=lambda: {
@@ -43,6 +43,7 @@ class WorldParams:
 PAPER_COUNTS = {"raw": 36646, "triplets": 16973, "songs": 6373, "moods": 3158, "songs_ge5": 586,
                 "triplets_ge5": 8849, "songs_lt5": 5787, "triplets_lt5": 8124, "songs_gt50": 28,
                 "triplets_fav_ge3": 6043, "triplets_fav_ge10": 1547}
+SCENE_GRAPH_SPLIT = (0.8, 0.1, 0.1)  # train / val / test shares of the scene-graph set
 FAVORITE_RANGE = (1, 8964)
 MAX_OCCURRENCE = 420               # the most images one song gets (heavy tail of Figure 2)
 
@@ -421,14 +422,16 @@ def generate(out: Path, p: WorldParams) -> dict:
             path = ss / "images" / r["image"]
             _corrupt_image(path, int(rng.integers(3)), rng, path.read_bytes())
 
-    # the scene-graph set (the paper's Scene Graph Dataset stand-in)
+    # the scene-graph set (the paper's Scene Graph Dataset stand-in), from its own generator: its size leaves the
+    # songs' world as it is
+    sg_rng = np.random.default_rng([p.seed, 2])
     sg_jobs = []
     for k in range(p.scene_graph_images):
-        theme = str(rng.choice(themes))
-        spec = photo_spec(None, theme, scenes, glyphs, rng, 0.15, 0.75, (p.seed, 2, k))
+        theme = str(sg_rng.choice(themes))
+        spec = photo_spec(None, theme, scenes, glyphs, sg_rng, 0.15, 0.75, (p.seed, 2, k))
         sg_jobs.append((spec, str(sg / "images" / f"SG_{k:06d}.jpg"), p.image_size))
     sg_graphs = render_all(sg_jobs, p.jobs, "scene graphs")
-    split = rng.choice(["train", "val", "test"], size=len(sg_graphs), p=[0.7, 0.1, 0.2])
+    split = sg_rng.choice(["train", "val", "test"], size=len(sg_graphs), p=SCENE_GRAPH_SPLIT)
 
     # ---- write ----
     order = rng.permutation(len(rows))

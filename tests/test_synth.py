@@ -56,6 +56,15 @@ def test_same_seed_same_bytes(tiny_world, tmp_path):
     assert _digest(other) != _digest(tiny_world)
 
 
+def test_scene_graph_set_size_leaves_the_songs_world_alone(tiny_world, tmp_path):
+    fewer = tmp_path / "fewer"
+    synth.generate(fewer, synth.WorldParams(seed=7, scale=0.01, scene_graph_images=5, jobs=1))
+    assert _digest(fewer / "shuttersong") == _digest(tiny_world / "shuttersong")
+    assert (fewer / "truth" / "songs.csv").read_bytes() == (tiny_world / "truth" / "songs.csv").read_bytes()
+    graphs = [json.loads(line) for line in (fewer / "scene_graphs" / "scene_graphs.jsonl").read_text().splitlines()]
+    assert len(graphs) == 5 and {g["split"] for g in graphs} <= {"train", "val", "test"}
+
+
 def test_loader_agrees_with_the_generator(tiny_world):
     kept, rej = data.load_shuttersong(tiny_world / "shuttersong")
     assert synth.loader_vs_truth(rej, tiny_world / "truth").empty

@@ -145,6 +145,19 @@ def test_eval_returns_detections_with_attributes_and_tag_vectors(small_detector)
     assert r["scores"].max() <= r["obj_vec"].max() + 1e-6  # a detection's score is one region's class probability
 
 
+def test_predict_in_parallel_processes_keeps_the_order_and_the_results(small_detector):
+    m = small_detector.eval()
+    images = [_scene(k)[0] for k in range(5)]
+    serial = tags.predict(m, images, batch_size=2, threads=1)
+    parallel = tags.predict(m, images, batch_size=2, threads=1, n_jobs=2)
+    assert len(parallel) == 5
+    for a, b in zip(serial, parallel):
+        assert torch.allclose(a["obj_vec"], b["obj_vec"], atol=1e-6)
+        assert torch.allclose(a["attr_vec"], b["attr_vec"], atol=1e-6)
+        assert torch.equal(a["labels"], b["labels"])
+    assert not torch.equal(serial[0]["obj_vec"], serial[1]["obj_vec"])  # the images differ, so order is tested
+
+
 # ---- the representation: per class, the max over regions ------------------------------------------------------
 def test_tag_vectors_take_the_max_over_regions_per_class():
     # image 0 has 3 regions, image 1 has 2; column 0 of the class probabilities is background
