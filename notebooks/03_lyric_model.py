@@ -29,7 +29,7 @@ group = "obj-attr"         # the tag group the curves are trained on
 split = "dagger"           # dagger: unseen test songs; section: unseen images of seen songs
 hidden = 32                # LSTM units per direction (the paper does not say)
 mlp_hidden = 128           # hidden layer of the MLP into the tag space
-max_tokens = 0             # 0 = whole lyric
+max_tokens = 0             # 0: the whole lyric
 loss = "mse"               # Eq. 11
 lr = 0.001                 # Section 4.4: RMSprop
 rho = 0.9
@@ -113,9 +113,9 @@ display(Markdown("Most frequent words after preprocessing: " + ", ".join(f"*{w}*
 #
 # The LSTMs' forget gates start open (bias 3, `models.Config.forget_bias`; the paper does not say how it
 # initialises them). A lyric's theme words are spread over about a hundred words, and the final states must keep
-# them: while this notebook was built (dagger, obj-attr, seed 0, 30 epochs), PyTorch's default initialisation
-# (bias about 0) left Our's validation mean rank at 48% of the pool (chance: 50%; CONSE reached 41%), bias 1 gave
-# 46% and bias 3 gave 43%. The curves below show this run's.
+# them: while this notebook was built (dagger, obj-attr, seed 0, 30 epochs, on the tags of an earlier, weaker
+# detector), PyTorch's default initialisation (bias about 0) left Our's validation mean rank at 48% of the pool
+# (chance: 50%; CONSE reached 41%), bias 1 gave 46% and bias 3 gave 43%. The curves below show this run's.
 
 # %%
 data = models.build_data(subset, tag_table, group, kv, max_tokens=max_tokens)

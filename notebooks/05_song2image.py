@@ -22,7 +22,7 @@
 # paper's, never in its place.
 
 # %% tags=["parameters"]
-world_truth = "data/00_world/truth"  # data_stats.world_truth: "" = real data (labels say so)
+world_truth = "data/00_world/truth"  # data_stats.world_truth; empty for real data (labels say so)
 vectors = "glove-6b-50d"   # lyric_model section: word vectors and the lyric encoder's training
 hidden = 32
 mlp_hidden = 128

@@ -23,7 +23,7 @@
 # shown next to the paper's, never in its place.
 
 # %% tags=["parameters"]
-world_truth = "data/00_world/truth"  # data_stats.world_truth: "" = real data (labels say so)
+world_truth = "data/00_world/truth"  # data_stats.world_truth; empty for real data (labels say so)
 more_than = 50             # supplementary section: the songs with more than this many triplets
 seed = 0                   # bootstrap seed
 
