@@ -66,7 +66,7 @@ def test_parameters_cell_holds_plain_values(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_papermill_reads_every_parameter(nb):
     import papermill
-    # papermill's own parser gives up on a line (and says so only as a log warning) when a comment holds `: ""`
+    # papermill's parser gives up on a line (saying so only as a log warning) whose comment holds `: ""` or `=`
     assert set(papermill.inspect_notebook(str(nb))) == set(_parameters(nb))
 
 
