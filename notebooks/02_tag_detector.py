@@ -164,7 +164,6 @@ evaluation = pd.DataFrame({"measure": measures, **{k: [v[m] for m in measures] f
 if random_init_baseline:
     evaluation["ImageNet − random"] = evaluation["ImageNet init"] - evaluation["random init"]
 report.save_table(evaluation, STAGE, "heldout_evaluation")
-report.save_table(evaluation, STAGE, "headline")  # what the reports index shows (the paper has no detector numbers)
 display(evaluation)
 
 # %%
