@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install reproduce test browser bench notebooks strip clean-reports
+.PHONY: install reproduce test test-fast browser bench notebooks strip dvc.yaml clean-reports
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,14 +15,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Regenerate every table, figure and report: dvc repro, then the reports index.
-reproduce: install
+## Regenerate every table, figure and report: dvc.yaml from params.yaml, dvc repro, then the reports index.
+reproduce: install dvc.yaml
 	dvc repro
-	$(PY) -m i2s.report index
+	$(PY) -m i2s.site
 
 ## Unit tests and the pipeline smoke test (every notebook on a tiny world).
 test: install browser
 	$(PY) -m pytest
+
+## The unit tests alone (skips the 6-minute pipeline smoke test, marked slow).
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+## dvc.yaml from the stage definitions (i2s/pipeline.py) and params.yaml: its deps follow the code and the files
+## params.yaml names (e.g. a real dataset).
+dvc.yaml: install
+	$(PY) -m i2s.pipeline
 
 ## Headless Chromium for the reports' browser test (Debian packages). Never fails the run: without apt (or root)
 ## the test skips and says why.
@@ -36,7 +45,7 @@ browser:
 	    || { tail -n 5 $$LOG; echo "could not install chromium: the browser test will be skipped"; }; \
 	else echo "no apt-get here: the browser test needs chromium and chromedriver on PATH, else it is skipped"; fi
 
-## Throughput benchmarks (ratios against a baseline measured in the same run).
+## Every benchmark (benchmarks/bench_*.py), printing its ratios against a baseline measured in the same run.
 bench: install
 	$(PY) -m pytest benchmarks -q -s
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from i2s import explore, models, paths, tags, text
+from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scenegraphs, tagging, text
 
 BUDGET_S = 2.0
 SONGS, PER_SONG = 586, 5
@@ -44,7 +44,7 @@ def _phone_photo(seed=0) -> bytes:
 def _stand_in(root):
     """Artefacts of the experiment's shape under `root` (see the module docstring)."""
     rng = np.random.default_rng(0)
-    objects, attributes = tags.vocabularies()
+    objects, attributes = scenegraphs.vocabularies()
     words = text.vectors().index_to_key[100:20_100]  # common words, as lyrics use
     img_dir = root / "images"
     img_dir.mkdir(parents=True)
@@ -64,20 +64,20 @@ def _stand_in(root):
     table = pd.concat([subset[["image", "image_path", "song_id"]],
                        pd.DataFrame(probs, columns=[f"obj:{o}" for o in objects] + [f"attr:{a}" for a in attributes])],
                       axis=1)
-    tags.save_tags(table)
-    tags.save_checkpoint(tags.build_detector(objects, attributes), paths.data(tags.STAGE) / tags.CHECKPOINT_FILE)
-    cfg = models.Config()
+    artefacts.write("tags", table)
+    detector.save_checkpoint(detector.build_detector(objects, attributes), artefacts.path("detector"))
+    cfg = networks.Config()
     train = np.arange(SONGS - 100)  # the dagger split's 100 test songs are unseen
-    for group in models.GROUPS:
-        data = models.build_data(subset, table, group, text.vectors(), cfg.top_k, cfg.max_tokens)
-        for method in models.METHODS:
+    for group in lyricdata.GROUPS:
+        data = lyricdata.build_data(subset, table, group, text.vectors(), cfg.top_k, cfg.max_tokens)
+        for method in networks.METHODS:
             torch.manual_seed(0)
-            models.save_model(models.build_model(method, data, cfg, train), paths.lyric_model_file(method, group),
+            persistence.save_model(networks.build_model(method, data, cfg, train), persistence.model_file(method, group),
                               data, method, train)
 
 
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory):
+def project(tmp_path_factory):
     if not explore.missing_artefacts():
         yield f"the project's artefacts in {paths.root()}"
         return
@@ -100,9 +100,9 @@ def _photo_query(ex, photo, method, group):
     plt.close(fig)
 
 
-def test_photo_and_lyric_query_latency(artefacts):
+def test_photo_and_lyric_query_latency(project):
     photo = _phone_photo()
-    print(f"\nexplore latency on {artefacts}; upload: a {PHONE[0]}×{PHONE[1]} JPEG of {len(photo) / 1e6:.1f} MB; "
+    print(f"\nexplore latency on {project}; upload: a {PHONE[0]}×{PHONE[1]} JPEG of {len(photo) / 1e6:.1f} MB; "
           f"{os.cpu_count()} cores; budget {BUDGET_S:.0f} s per query")
     t = time.perf_counter()
     ex = explore.Explorer(threads=1)

@@ -1,9 +1,9 @@
 """Lyric-model throughput: training lyrics/s and attention scoring pairs/s, each as a ratio against a baseline
 measured in the same run.
 
-- training: song-grouped batches (each lyric encoded once per batch, `models.song_batches`) against the naive
+- training: song-grouped batches (each lyric encoded once per batch, `training.song_batches`) against the naive
   batching that encodes the lyric of every one of the 100 pairs; and 2 torch threads against 1.
-- scoring: `models.score` (all image × song pairs of a block in one batched call) against a per-pair loop.
+- scoring: `scoring.score` (all image × song pairs of a block in one batched call) against a per-pair loop.
 
 Run: `.venv/bin/python -m pytest benchmarks/bench_lyrics.py -q -s` (the file named explicitly: pytest's default
 file pattern does not match bench_*.py). Prints, does not assert a speed. The data are random lyrics of the experiment's shape (586 songs × 5 images, ~100 words), so the
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from gensim.models import KeyedVectors
 
-from i2s import models
+from i2s import losses, lyricdata, networks, scoring, training
 
 SONGS, PER_SONG, WORDS, TAGS = 586, 5, 2000, 329
 STEPS = 8          # training steps timed per variant
@@ -38,7 +38,7 @@ def _data(seed=0):
             sub.append({"image": f"i{s}_{k}", "song_id": f"s{s:04d}", "lyric": lyric})
             rows.append({"image": f"i{s}_{k}", "song_id": f"s{s:04d}",
                          **{f"obj:{t}": v for t, v in zip(tag_words, rng.beta(1, 30, TAGS))}})
-    return models.build_data(pd.DataFrame(sub), pd.DataFrame(rows), "obj", kv)
+    return lyricdata.build_data(pd.DataFrame(sub), pd.DataFrame(rows), "obj", kv)
 
 
 def _train_steps(model, data, batches, naive):
@@ -47,10 +47,10 @@ def _train_steps(model, data, batches, naive):
     t = time.perf_counter()
     for images, songs in batches:
         if naive:  # encode the lyric of every pair, repeated songs included
-            pred = model.pairs(models.encode_songs(model, data, songs), None)
+            pred = model.pairs(scoring.encode_songs(model, data, songs), None)
         else:
-            pred = models.predict_pairs(model, data, images, songs)
-        loss = models.loss_value("mse", pred, data.targets[torch.as_tensor(images)])
+            pred = scoring.predict_pairs(model, data, images, songs)
+        loss = losses.loss_value("mse", pred, data.targets[torch.as_tensor(images)])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -59,14 +59,14 @@ def _train_steps(model, data, batches, naive):
 
 def test_training_throughput():
     data = _data()
-    cfg = models.Config()
+    cfg = networks.Config()
     rng = np.random.default_rng(0)
     images = np.arange(len(data.images))
-    grouped = models.song_batches(images, data, cfg.batch_pairs, rng)[:STEPS]
+    grouped = training.song_batches(images, data, cfg.batch_pairs, rng)[:STEPS]
     flat = rng.permutation(images)
     naive = [(b, data.image_song.numpy()[b]) for b in np.array_split(flat[:STEPS * 100], STEPS)]
     torch.manual_seed(0)
-    model = models.build_model("Our", data, cfg)
+    model = networks.build_model("Our", data, cfg)
     torch.set_num_threads(1)
     _train_steps(model, data, grouped[:1], False)  # warm-up
     t_naive = _train_steps(model, data, naive, True)
@@ -86,9 +86,9 @@ def test_training_throughput():
 
 def test_attention_scoring_throughput():
     data = _data()
-    cfg = models.Config()
+    cfg = networks.Config()
     torch.manual_seed(0)
-    model = models.build_model("Our-attention", data, cfg).eval()
+    model = networks.build_model("Our-attention", data, cfg).eval()
     images = np.arange(0, len(data.images), PER_SONG)
     songs = np.arange(len(data.songs))
     rng = np.random.default_rng(1)
@@ -97,14 +97,14 @@ def test_attention_scoring_throughput():
     with torch.no_grad():
         t = time.perf_counter()
         for i, s in zip(pick_i, pick_s):  # the naive way: one (image, song) pair at a time
-            models.predict_pairs(model, data, np.array([i]), np.array([s]))
+            scoring.predict_pairs(model, data, np.array([i]), np.array([s]))
         naive = NAIVE_PAIRS / (time.perf_counter() - t)
     t = time.perf_counter()
-    models.score(model, data, images, songs)
+    scoring.score(model, data, images, songs)
     batched = len(images) * len(songs) / (time.perf_counter() - t)
-    our = models.build_model("Our", data, cfg).eval()
+    our = networks.build_model("Our", data, cfg).eval()
     t = time.perf_counter()
-    models.score(our, data, images, songs)
+    scoring.score(our, data, images, songs)
     plain = len(images) * len(songs) / (time.perf_counter() - t)
     print(f"\nOur-attention scoring of {len(images)} × {len(songs)} pairs (section's grid), 1 thread: per-pair loop "
           f"{naive:.0f} pairs/s (baseline = 1.00), batched {batched:.0f} pairs/s = {batched / naive:.0f}x; "

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import models, paths, tags, text
+from . import (artefacts, detector, figures, lyricdata, networks, params, paths, persistence, scoring, tagtable, text)
 
 MAX_SIDE = 640       # uploads are shrunk to this longest side: the detector works at 160-267 px anyway
 TOP_SONGS = 10
@@ -37,19 +37,19 @@ class MissingArtefacts(FileNotFoundError):
     """A stage output that exploration needs is not there yet."""
 
 
-def artefacts() -> dict[str, tuple[Path, str]]:
+NEEDED = {"experiment subset": "subset", "refined triplets": "triplets", "tag detector": "detector",
+          "tag table": "tags", "lyric models": "lyric_models"}  # what exploration reads (i2s.artefacts names)
+
+
+def required_artefacts() -> dict[str, tuple[Path, str]]:
     """What exploration reads: name → (path, the stage that writes it)."""
-    return {"experiment subset": (paths.data("01_data_stats") / "subset.csv", "01_data_stats"),
-            "refined triplets": (paths.data("01_data_stats") / "triplets.csv", "01_data_stats"),
-            "tag detector": (paths.data(tags.STAGE) / tags.CHECKPOINT_FILE, tags.STAGE),
-            "tag table": (paths.data(tags.STAGE) / tags.TAGS_FILE, tags.STAGE),
-            "lyric models": (paths.lyric_models(), "04_attention")}
+    return {k: (artefacts.path(a), artefacts.ARTEFACTS[a].stage) for k, a in NEEDED.items()}
 
 
 def missing_artefacts() -> list[str]:
     """One line per missing artefact (empty when everything is there)."""
     out = []
-    for name, (path, stage) in artefacts().items():
+    for name, (path, stage) in required_artefacts().items():
         empty = path.is_dir() and not any(path.glob("*__*.pt"))
         if not path.exists() or empty:
             out.append(f"{name}: {path} (written by stage {stage})")
@@ -92,33 +92,33 @@ class Query:
     """One tagged photo: its pixels, the detector's output, its tags and (world photos) its song."""
     name: str
     image: torch.Tensor              # 3×H×W uint8
-    prediction: dict                 # tags.predict's dict: boxes, labels, scores, attributes, obj_vec, attr_vec
-    table: pd.DataFrame              # tags.tag_table's one row (top tags per group, every probability)
+    prediction: dict                 # tagging.predict's dict: boxes, labels, scores, attributes, obj_vec, attr_vec
+    table: pd.DataFrame              # tagtable.tag_table's one row (top tags per group, every probability)
     song_id: str | None = None       # the photo's song in the world, if known
 
     def vector(self, group: str) -> tuple[np.ndarray, list[str]]:
         """The photo's tag vector of one group and its words (notebook 02's representation)."""
-        return tags.tag_matrix(self.table, group)
+        return tagtable.tag_matrix(self.table, group)
 
     def top(self, group: str) -> list[str]:
         """The photo's top tags of one group."""
         return self.table[f"top_{group}"].iloc[0].split()
 
 
-def query_data(data: models.Data, vectors: np.ndarray) -> models.Data:
+def query_data(data: lyricdata.Data, vectors: np.ndarray) -> lyricdata.Data:
     """`data` with the given N × D tag vectors as its only images (same songs): models score them unchanged."""
     vectors = np.atleast_2d(np.asarray(vectors, np.float32))
     if vectors.shape[1] != len(data.tag_words):
         raise ValueError(f"{vectors.shape[1]} tag probabilities for {len(data.tag_words)} tag words")
     k = data.top_tags.shape[1]
     index = {w: i for i, w in enumerate(data.words)}
-    top = [[index.get(w, 1) for w in row] for row in tags.top_tags(vectors, data.tag_words, k)]
+    top = [[index.get(w, 1) for w in row] for row in tagtable.top_tags(vectors, data.tag_words, k)]
     return dataclasses.replace(data, images=[f"query {i}" for i in range(len(vectors))],
                                image_song=torch.full((len(vectors),), -1), targets=torch.tensor(vectors),
                                top_tags=torch.tensor(top, dtype=torch.long))
 
 
-def with_lyric(data: models.Data, lyric: str, max_tokens: int = 0) -> models.Data:
+def with_lyric(data: lyricdata.Data, lyric: str, max_tokens: int = 0) -> lyricdata.Data:
     """`data` with a typed lyric appended as one more song (id TYPED); ValueError if no word of it is known."""
     tokens = text.tokenize(lyric)
     index = {w: i for i, w in enumerate(data.words)}
@@ -142,9 +142,9 @@ def _levels(weights: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def library_scores(model: models.LyricModel, blocks: list[tuple[np.ndarray, dict]], query: models.Data) -> np.ndarray:
+def library_scores(model: networks.LyricModel, blocks: list[tuple[np.ndarray, dict]], query: lyricdata.Data) -> np.ndarray:
     """Cosine of the first image of `query` with every song of `Explorer.song_blocks` in the tag space: what
-    `models.score` computes for one image, from song encodings made once."""
+    `scoring.score` computes for one image, from song encodings made once."""
     model.eval()
     v = torch.nn.functional.normalize(query.targets[0], dim=-1)
     q = model.query(query.top_tags[:1]) if model.attends else None
@@ -157,7 +157,7 @@ def library_scores(model: models.LyricModel, blocks: list[tuple[np.ndarray, dict
 
 def shade(weights: np.ndarray) -> list[str]:
     """Background colours of words by attention relative to uniform (n·s_t): red above, blue below, white at
-    uniform; the scale stretches to the lyric's largest deviation (as `models.attention_text`)."""
+    uniform; the scale stretches to the lyric's largest deviation (as `figures.attention_text`)."""
     import matplotlib
     cmap = matplotlib.colormaps["RdBu_r"]
     return [matplotlib.colors.to_hex(cmap(c)) for c in _levels(weights)]
@@ -198,7 +198,7 @@ class Explorer:
     # ---- artefacts --------------------------------------------------------------------------------------------
     def _stamps(self) -> tuple:
         out = []
-        for path, _ in artefacts().values():
+        for path, _ in required_artefacts().values():
             for p in (sorted(path.glob("*.pt")) if path.is_dir() else [path]):
                 st = p.stat()
                 out.append((str(p), st.st_mtime_ns, st.st_size))
@@ -227,8 +227,8 @@ class Explorer:
     def model_files(self) -> pd.DataFrame:
         """Every saved lyric model: method, group, file (in METHODS × GROUPS order)."""
         self.refresh()
-        rows = [{"method": m, "group": g, "file": paths.lyric_model_file(m, g)}
-                for m in models.METHODS for g in models.GROUPS if paths.lyric_model_file(m, g).exists()]
+        rows = [{"method": m, "group": g, "file": persistence.model_file(m, g)}
+                for m in networks.METHODS for g in lyricdata.GROUPS if persistence.model_file(m, g).exists()]
         return pd.DataFrame(rows, columns=["method", "group", "file"])
 
     def methods(self) -> list[str]:
@@ -237,11 +237,11 @@ class Explorer:
 
     def groups(self) -> list[str]:
         """Tag groups with at least one saved model."""
-        return [g for g in models.GROUPS if g in set(self.model_files()["group"])]
+        return [g for g in lyricdata.GROUPS if g in set(self.model_files()["group"])]
 
     def subset(self) -> pd.DataFrame:
         """Notebook 01's experiment subset (the library's songs and their photos)."""
-        return self._get("subset", lambda: pd.read_csv(artefacts()["experiment subset"][0], keep_default_na=False))
+        return self._get("subset", lambda: artefacts.read("subset"))
 
     def library(self) -> pd.DataFrame:
         """The songs every query ranks: song_id, title, artist, lyric, one row per song (sorted by id, as in Data)."""
@@ -256,58 +256,58 @@ class Explorer:
     def world_images(self) -> pd.DataFrame:
         """Every photo of the refined data: image, image_path, song_id, title, and whether its song is in the library."""
         def make():
-            t = pd.read_csv(artefacts()["refined triplets"][0], keep_default_na=False)
+            t = artefacts.read("triplets")
             t = t.drop_duplicates("image")[["image", "image_path", "song_id", "title", "artist"]].reset_index(drop=True)
             return t.assign(in_library=t["song_id"].isin(set(self.library()["song_id"])))
         return self._get("world", make)
 
     def tag_table(self) -> pd.DataFrame:
         """Notebook 02's tag table."""
-        return self._get("tags", lambda: tags.load_tags(artefacts()["tag table"][0]))
+        return self._get("tags", lambda: artefacts.read("tags"))
 
-    def detector(self) -> tags.TagDetector:
+    def detector(self) -> detector.TagDetector:
         """Notebook 02's trained detector (eval mode)."""
-        return self._get("detector", lambda: tags.load_checkpoint(artefacts()["tag detector"][0])[0])
+        return self._get("detector", lambda: detector.load_checkpoint(artefacts.path("detector"))[0])
 
     def _vectors_source(self) -> str:
         if self.vectors:
             return self.vectors
-        import yaml
-        p = paths.root() / "params.yaml"
-        section = yaml.safe_load(p.read_text()).get("lyric_model", {}) if p.exists() else {}
-        source = section.get("vectors", text.GLOVE)
+        try:
+            source = params.get("lyric_model.vectors")
+        except (FileNotFoundError, KeyError):
+            source = text.GLOVE
         return source if source == text.GLOVE else str(paths.resolve(source))  # a file: relative to the project
 
-    def data(self, group: str) -> models.Data:
+    def data(self, group: str) -> lyricdata.Data:
         """The experiment's Data of one tag group, built as notebook 04 builds it (top-K and lyric length from the
         group's saved models)."""
         def make():
             files = self.model_files()
             files = files[files["group"] == group]
             if files.empty:
-                raise MissingArtefacts(f"no lyric model of the {group!r} tag group in {paths.lyric_models()}; "
+                raise MissingArtefacts(f"no lyric model of the {group!r} tag group in {artefacts.path('lyric_models')}; "
                                        "rerun `dvc repro 04_attention`")
-            cfg = models.Config.from_params(**models.read_model_file(files["file"].iloc[0])["config"])
+            cfg = networks.Config.from_params(**persistence.read_model_file(files["file"].iloc[0])["config"])
             kv = text.vectors(self._vectors_source())
-            return models.build_data(self.subset(), self.tag_table(), group, kv, cfg.top_k, cfg.max_tokens)
+            return lyricdata.build_data(self.subset(), self.tag_table(), group, kv, cfg.top_k, cfg.max_tokens)
         return self._get(("data", group), make)
 
-    def model(self, method: str, group: str) -> models.LyricModel:
+    def model(self, method: str, group: str) -> networks.LyricModel:
         """The saved model of one method and tag group."""
         self._check(method, group)
         return self._get(("model", method, group),
-                         lambda: models.load_model(paths.lyric_model_file(method, group), self.data(group)))
+                         lambda: persistence.load_model(persistence.model_file(method, group), self.data(group)))
 
     def song_blocks(self, method: str, group: str) -> list[tuple[np.ndarray, dict]]:
-        """The library's song-side encodings under one model, in `models.score`'s length-sorted blocks: they do not
+        """The library's song-side encodings under one model, in `scoring.score`'s length-sorted blocks: they do not
         depend on the photo, so a query only pairs them with its tags. The last SONG_CACHE models are kept."""
         key = ("blocks", method, group)
         if key not in self._cache:
             model, data = self.model(method, group), self.data(group)
             order = np.argsort(data.lengths.numpy(), kind="stable")
             with torch.no_grad():
-                blocks = [(order[s:s + models.SONG_BLOCK], models.encode_songs(model, data, order[s:s + models.SONG_BLOCK]))
-                          for s in range(0, len(order), models.SONG_BLOCK)]
+                blocks = [(order[s:s + scoring.SONG_BLOCK], scoring.encode_songs(model, data, order[s:s + scoring.SONG_BLOCK]))
+                          for s in range(0, len(order), scoring.SONG_BLOCK)]
             for old in [k for k in self._cache if k[0] == "blocks"][:-(SONG_CACHE - 1) or None]:
                 del self._cache[old]  # an attentive model's encodings take tens of MB at the paper's scale
             self._cache[key] = blocks
@@ -317,11 +317,11 @@ class Explorer:
         """The songs a saved model was trained on (the rest of the library is unseen by it)."""
         self._check(method, group)
         return self._get(("train", method, group), lambda: set(
-            models.read_model_file(paths.lyric_model_file(method, group))["train_songs"]))
+            persistence.read_model_file(persistence.model_file(method, group))["train_songs"]))
 
     def _check(self, method: str, group: str):
         self.refresh()
-        if not paths.lyric_model_file(method, group).exists():
+        if not persistence.model_file(method, group).exists():
             have = ", ".join(f"{m}/{g}" for m, g in self.model_files()[["method", "group"]].itertuples(index=False))
             raise ValueError(f"no saved {method} model for the {group!r} tags (saved: {have or 'none'})")
 
@@ -341,7 +341,7 @@ class Explorer:
             if key in world.index:
                 path, song = Path(world.at[key, "image_path"]), world.at[key, "song_id"]
                 if not path.exists():  # a moved project: the world's own layout
-                    path = paths.shuttersong_world() / "images" / key
+                    path = artefacts.path("shuttersong_world") / "images" / key
             else:
                 path = Path(key)
                 if not path.is_file():
@@ -351,7 +351,7 @@ class Explorer:
         det = self.detector()
         with torch.no_grad():
             pred = {k: v.cpu() for k, v in det([pixels.float().div(255)])[0].items()}
-        table = tags.tag_table([pred], pd.DataFrame({"image": [name]}), det.objects, det.attributes)
+        table = tagtable.tag_table([pred], pd.DataFrame({"image": [name]}), det.objects, det.attributes)
         return Query(name=name, image=pixels, prediction=pred, table=table, song_id=song)
 
     def songs_for(self, query: Query, method: str, group: str, k: int = TOP_SONGS) -> pd.DataFrame:
@@ -368,7 +368,7 @@ class Explorer:
         top = order[:k]
         lib = self.library().set_index("song_id")
         seen = self.train_songs(method, group)
-        weights = (models.attention_weights(model, qd, np.zeros(len(top), dtype=np.int64), top) if model.attends
+        weights = (scoring.attention_weights(model, qd, np.zeros(len(top), dtype=np.int64), top) if model.attends
                    else [None] * len(top))
         rows = [{"rank": r + 1, "song_id": data.songs[j], "title": lib.at[data.songs[j], "title"],
                  "artist": lib.at[data.songs[j], "artist"], "score": float(s[j]),
@@ -397,10 +397,10 @@ class Explorer:
             self._check(method, group)
             d = with_lyric(data, key, self.model(method, group).cfg.max_tokens)
             # BoW refits its tf-idf on the training songs, so the typed lyric gets its own bag of words
-            model = (models.load_model(paths.lyric_model_file(method, group), d) if method == "BoW"
+            model = (persistence.load_model(persistence.model_file(method, group), d) if method == "BoW"
                      else self.model(method, group))
             j = len(d.songs) - 1
-        s = models.score(model, d, np.arange(len(d.images)), np.array([j]))[:, 0]
+        s = scoring.score(model, d, np.arange(len(d.images)), np.array([j]))[:, 0]
         top = np.argsort(-s, kind="stable")[:k]
         path = self.tag_table().set_index("image")["image_path"]
         titles = lib.set_index("song_id")["title"]
@@ -415,8 +415,8 @@ class Explorer:
 def show_threshold(query: Query, least: int = 3) -> float:
     """The detector's usual display score, lowered to show the `least` best boxes when fewer pass it."""
     scores = query.prediction["scores"]
-    if (scores >= tags.SHOW_SCORE).sum() >= least or len(scores) == 0:
-        return tags.SHOW_SCORE
+    if (scores >= detector.CONFIDENT).sum() >= least or len(scores) == 0:
+        return detector.CONFIDENT
     return float(scores[:least].min())  # torchvision returns detections sorted by score
 
 
@@ -427,7 +427,7 @@ def detection_figure(query: Query, size: float = 4.0):
     det_attrs = [c.split(":", 1)[1] for c in query.table.columns if c.startswith("attr:")]
     fig, ax = plt.subplots(figsize=(size, size))
     threshold = show_threshold(query)
-    tags.draw_detections(ax, query.image, query.prediction, det_objects, det_attrs, score=threshold,
+    figures.draw_detections(ax, query.image, query.prediction, det_objects, det_attrs, score=threshold,
                          title=f"{query.name}: detections with score ≥ {threshold:.2f}")
     fig.tight_layout()
     return fig

@@ -9,6 +9,8 @@ import pandas as pd
 # ---- defaults ------------------------------------------------------------------------------------------
 # Table 2's metrics per split: dagger ranks among the 100 test songs, section among all 586 songs
 SPLIT_METRICS = {"dagger": ("R@1", "R@5", "R@10", "Med r"), "section": ("R@10", "R@50", "R@100", "Med r")}
+# the supplement's tables (experiments.SUPPLEMENT_TABLES) report these, ranked among its frequent songs
+SUPPLEMENT_METRICS = ("R@1", "R@3", "R@5", "R@10", "Med r")
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_LEVEL = 0.95
 
@@ -112,3 +114,29 @@ def paired_bootstrap(ranks_a: np.ndarray, ranks_b: np.ndarray, stat: Callable[[n
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     worse = (diffs >= 0) if lower_better else (diffs <= 0)
     return {"diff": float(observed), "ci_low": float(lo), "ci_high": float(hi), "p_not_better": float(worse.mean())}
+
+
+def chance(pool: int, names, relevant=1) -> dict[str, float]:
+    """What a random ranking scores, exactly: R@K (percent) and Med r for queries with `relevant` correct items
+    (one number, or one per query) among `pool` candidates; Med r is the median of the ranks' distribution."""
+    from scipy.special import gammaln
+    m = np.atleast_1d(np.asarray(relevant, dtype=np.int64))
+    r = np.arange(1, pool + 1)
+
+    def log_comb(a, b):  # log C(a, b), -inf where b > a
+        a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+        out = np.full(a.shape, -np.inf)
+        ok = (b >= 0) & (b <= a)
+        out[ok] = gammaln(a[ok] + 1) - gammaln(b[ok] + 1) - gammaln(a[ok] - b[ok] + 1)
+        return out
+    # P(first relevant rank > r) = C(pool - m, r) / C(pool, r), per query, then averaged over queries
+    beyond = np.exp(log_comb(pool - m[:, None], r[None]) - log_comb(pool, r)[None]).mean(0)
+    cdf = 1 - beyond
+    out = {}
+    for n in names:
+        if n == "Med r":
+            k = int(np.searchsorted(cdf, 0.5 - 1e-12))
+            out[n] = float(r[k] + 0.5) if abs(cdf[k] - 0.5) < 1e-12 and k + 1 < pool else float(r[k])
+        else:
+            out[n] = float(100 * cdf[min(int(n[2:]), pool) - 1])
+    return out

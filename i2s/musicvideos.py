@@ -20,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from PIL import Image
 from scipy.ndimage import uniform_filter1d
 from tqdm.auto import tqdm
 
-from . import features, paths, render, synth
+from . import features, paper, paths, render, synth
+
 
 # ---- defaults (params.yaml `mv_world:` overrides them) -----------------------------------------
 @dataclass
 class MVParams:
     seed: int = 2009
-    scale: float = 0.25          # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
+    scale: float = 0.05          # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
     styles: int = 8              # music styles: the 'simple cluster structure' of music space
     label_fraction: float = 0.5  # the paper had half of the pairs labelled
     labelers: int = 3            # votes per labelled pair
@@ -41,7 +41,8 @@ class MVParams:
     jobs: int = 0
 
 
-PAPER = {"videos": 1500, "segments": 22632, "pairs": 47888, "train_segments": 20000}
+MV_STAGE = "00_mv_world"
+READS = ()  # stage 00_mv_world reads no upstream artefact
 LATENT = ("valence", "arousal", "darkness", "romance", "nature", "urban")
 STYLE_PARAMS = ("brightness", "warmth", "saturation", "blur", "clutter")
 SEMANTIC_WORDS = (
@@ -122,10 +123,11 @@ def generate(out: Path, p: MVParams) -> dict:
     rng = np.random.default_rng(p.seed)
     scenes, glyphs = render.load_scenes(), synth.glyphs_by_tag()
     themes = list(scenes["themes"])
-    n_vid = max(int(round(PAPER["videos"] * p.scale)), 2)
-    n_seg = max(int(round(PAPER["segments"] * p.scale)), n_vid)
-    n_frames = max(int(round(PAPER["pairs"] * p.scale)), n_seg)
-    n_train = int(round(n_seg * PAPER["train_segments"] / PAPER["segments"]))
+    facts = {k: paper.fact_of(k) for k in ("videos", "segments", "pairs", "train_segments")}  # the paper's shape
+    n_vid = max(int(round(facts["videos"] * p.scale)), 2)
+    n_seg = max(int(round(facts["segments"] * p.scale)), n_vid)
+    n_frames = max(int(round(facts["pairs"] * p.scale)), n_seg)
+    n_train = int(round(n_seg * facts["train_segments"] / facts["segments"]))
     L = len(LATENT)
 
     # music: a few styles (clusters), a song per video, segments around it
@@ -239,23 +241,26 @@ class MVWorld:
 
 def load(root: str | os.PathLike | None = None) -> MVWorld:
     """Load what `generate` wrote (default: data/00_mv_world)."""
-    root = Path(root) if root else paths.data("00_mv_world")
+    root = Path(root) if root else paths.data(MV_STAGE)
     return MVWorld(np.load(root / "music.npy"), np.load(root / "images.npy"), pd.read_csv(root / "segments.csv"),
                    pd.read_csv(root / "frames.csv"), pd.read_csv(root / "preferences.csv"),
                    json.loads((root / "meta.json").read_text()), root)
 
 
+def run_stage(values: dict) -> dict:
+    """Stage 00_mv_world: generate the music-video world from the `mv_world` section into data/00_mv_world."""
+    from . import artefacts
+    summary = generate(artefacts.path("mv_world"), MVParams(**values))
+    artefacts.write_metrics(MV_STAGE, summary)
+    return summary
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Generate the embedded music-video world (stage 00_mv_world).")
-    ap.add_argument("--params", default="params.yaml")
+    ap = argparse.ArgumentParser(description="Generate the embedded music-video world (what stage 00_mv_world runs).")
     ap.add_argument("--out", default=None, help="default: data/00_mv_world")
     a = ap.parse_args(argv)
-    with open(a.params) as f:
-        p = MVParams(**(yaml.safe_load(f).get("mv_world") or {}))
-    summary = generate(Path(a.out) if a.out else paths.data("00_mv_world"), p)
-    m = paths.metrics("00_mv_world")
-    m.parent.mkdir(parents=True, exist_ok=True)
-    m.write_text(json.dumps(summary, indent=1))
+    from . import params
+    summary = generate(Path(a.out) if a.out else paths.data(MV_STAGE), MVParams(**params.section("mv_world")))
     print(json.dumps(summary, indent=1))
 
 

@@ -7,8 +7,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 ASSETS = PACKAGE / "assets"
 PAPER_TABLES = ASSETS / "paper"
+PAPER_FACTS = PAPER_TABLES / "paper_facts.csv"      # dataset statistics and settings the papers state
+PAPER_RESULTS = PAPER_TABLES / "paper_results.csv"  # every result number the papers publish
 LEXICON = ASSETS / "lexicon"
 WORLD_ASSETS = ASSETS / "world"
+# asset folders by the name modules use them under: i2s.pipeline makes a module's reads of them stage dependencies
+ASSET_DIRS = {"LEXICON": LEXICON, "WORLD_ASSETS": WORLD_ASSETS}
+PARAMS = "params.yaml"
+DVC_YAML = "dvc.yaml"
 
 
 def root() -> Path:
@@ -17,7 +23,7 @@ def root() -> Path:
         return Path(os.environ["I2S_ROOT"]).resolve()
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
-        if (p / "params.yaml").is_file():
+        if (p / PARAMS).is_file():
             return p
     return here
 
@@ -25,6 +31,13 @@ def root() -> Path:
 def data(stage: str) -> Path:
     """Output folder of a stage, e.g. data/01_data_stats."""
     return root() / "data" / stage
+
+
+def output(stage: str, name: str) -> Path:
+    """A file of a stage's output folder (data/<stage>/<name>), its folder created: what a notebook writes."""
+    p = data(stage) / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 def tables(stage: str) -> Path:
@@ -47,40 +60,31 @@ def reports() -> Path:
     return root() / "reports"
 
 
-# The embedded world (stage 00_world) writes the real dataset's layout under world_root()/shuttersong.
-WORLD = "00_world"
+def notebook(stage: str) -> Path:
+    """The stored (output-free) notebook of a stage."""
+    return root() / "notebooks" / f"{stage}.ipynb"
 
 
-def world_root() -> Path:
-    return data(WORLD)
+def executed(stage: str) -> Path:
+    """The executed copy of a stage's notebook (a stage output, never an input)."""
+    return reports() / f"{stage}.ipynb"
 
 
-def shuttersong_world() -> Path:
-    """Shuttersong-layout copy of the synthetic world (triplets.csv, lyrics.csv, images/)."""
-    return world_root() / "shuttersong"
+def params_file() -> Path:
+    """The project's params.yaml."""
+    return root() / PARAMS
 
 
-def scene_graph_world() -> Path:
-    """The separate scene-graph set (images + boxes/objects/attributes) for the tag detector."""
-    return world_root() / "scene_graphs"
-
-
-def world_truth() -> Path:
-    """What the generator knows and a real dataset would not: themes, intended rejections, scene graphs."""
-    return world_root() / "truth"
+def relative(path: str | os.PathLike) -> str:
+    """A path as the project writes it in dvc.yaml: relative to the root when inside it, else absolute."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(root()).as_posix()
+    except ValueError:
+        return p.as_posix()
 
 
 def resolve(path: str | os.PathLike) -> Path:
     """A params path: absolute as given, relative to the project root otherwise."""
     p = Path(path)
     return p if p.is_absolute() else root() / p
-
-
-def lyric_models() -> Path:
-    """Trained lyric models of notebook 04 (seed 0, dagger split): <method>__<group>.pt, read by i2s.explore."""
-    return data("04_attention") / "models"
-
-
-def lyric_model_file(method: str, group: str) -> Path:
-    """The file of one method × tag group in `lyric_models()`."""
-    return lyric_models() / f"{method}__{group}.pt"

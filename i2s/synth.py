@@ -22,7 +22,8 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from . import paths, render
+from . import paper, paths, render
+
 
 # ---- defaults (params.yaml `world:` overrides them) -----------------------------------------------
 @dataclass
@@ -39,12 +40,12 @@ class WorldParams:
         "missing_image": 0.05, "duplicate_row": 0.04, "bad_favorite_count": 0.03})
 
 
-# The paper's statistics (paper_facts.csv): raw pairs, kept triplets and how they split.
-PAPER_COUNTS = {"raw": 36646, "triplets": 16973, "songs": 6373, "moods": 3158, "songs_ge5": 586,
-                "triplets_ge5": 8849, "songs_lt5": 5787, "triplets_lt5": 8124, "songs_gt50": 28,
-                "triplets_fav_ge3": 6043, "triplets_fav_ge10": 1547}
+# The paper's statistics the world reproduces at scale 1.0 (read from paper_facts.csv through i2s.paper)
+COUNTED = ("raw_rows", "triplets", "songs", "moods", "songs_ge5", "triplets_ge5", "songs_lt5", "triplets_lt5",
+           "songs_gt50", "triplets_fav_ge3", "triplets_fav_ge10")
+WORLD_STAGE = "00_world"
+READS = ()  # stage 00_world reads no upstream artefact
 SCENE_GRAPH_SPLIT = (0.8, 0.1, 0.1)  # train / val / test shares of the scene-graph set
-FAVORITE_RANGE = (1, 8964)
 MAX_OCCURRENCE = 420               # the most images one song gets (heavy tail of Figure 2)
 
 THEME_WEIGHTS = {"love": 16, "heartbreak": 10, "night_party": 10, "friendship": 9, "summer_beach": 8,
@@ -60,7 +61,7 @@ NON_ALNUM_TOKENS = ("oh-oh", "yeah-yeah", "(x2)", "--", "la-la", "na-na", "...")
 
 def target_counts(scale: float) -> dict:
     """The paper's counts at a scale (1.0 = exact), kept consistent with each other."""
-    c = {k: int(round(v * scale)) for k, v in PAPER_COUNTS.items()}
+    c = {k: int(round(paper.fact_of(k) * scale)) for k in COUNTED}
     c["triplets"] = c["triplets_ge5"] + c["triplets_lt5"]
     c["songs"] = c["songs_ge5"] + c["songs_lt5"]
     return c
@@ -100,7 +101,7 @@ def song_occurrences(counts: dict, rng: np.random.Generator) -> np.ndarray:
 def favourite_counts(n: int, counts: dict, rng: np.random.Generator) -> np.ndarray:
     """Heavy-tailed favourite counts with the paper's thresholds (≥3, ≥10) and range (1..8964)."""
     n10, n3 = counts["triplets_fav_ge10"], counts["triplets_fav_ge3"]
-    lo, hi = FAVORITE_RANGE
+    lo, hi = int(paper.fact_of("favorite_min")), int(paper.fact_of("favorite_max"))
     low = rng.choice([1, 2], size=n - n3, p=[0.62, 0.38])
     k = np.arange(3, 10)
     mid = rng.choice(k, size=n3 - n10, p=(k ** -1.6) / (k ** -1.6).sum())
@@ -372,7 +373,7 @@ def generate(out: Path, p: WorldParams) -> dict:
         rows[i]["mood"] = str(rng.choice(pool))
 
     # abnormal rows: what the refinement of supplement 8.2 has to remove
-    n_abnormal = counts["raw"] - counts["triplets"]
+    n_abnormal = counts["raw_rows"] - counts["triplets"]
     abn = _split_counts(max(n_abnormal, 0), p.abnormal_mix)
     for reason, status, lang in (("non_english_lyric", "non_english", None), ("missing_lyric", "missing", "en"),
                                  ("empty_lyric", "empty", "en")):
@@ -478,52 +479,22 @@ def generate(out: Path, p: WorldParams) -> dict:
     return summary
 
 
-def load_params(path: str | os.PathLike = "params.yaml", section: str = "world") -> WorldParams:
-    """WorldParams from a params.yaml section (missing keys keep their defaults)."""
-    with open(path) as f:
-        cfg = yaml.safe_load(f).get(section, {}) or {}
-    return WorldParams(**cfg)
+def run_stage(values: dict) -> dict:
+    """Stage 00_world: generate the world from the `world` section (the runner's values) into data/00_world."""
+    from . import artefacts
+    summary = generate(paths.data(WORLD_STAGE), WorldParams(**values))
+    artefacts.write_metrics(WORLD_STAGE, summary)
+    return summary
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Generate the embedded Shuttersong world (stage 00_world).")
-    ap.add_argument("--params", default="params.yaml")
+    ap = argparse.ArgumentParser(description="Generate the embedded Shuttersong world (what stage 00_world runs).")
     ap.add_argument("--out", default=None, help="default: data/00_world")
     a = ap.parse_args(argv)
-    p = load_params(a.params)
-    summary = generate(Path(a.out) if a.out else paths.world_root(), p)
-    metrics = paths.metrics(paths.WORLD)
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(summary, indent=1))
+    from . import params
+    summary = generate(Path(a.out) if a.out else paths.data(WORLD_STAGE), WorldParams(**params.section("world")))
     print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
     main()
-
-
-# ---- what only the world knows ------------------------------------------------------------------
-def loader_vs_truth(rejections: pd.DataFrame, truth_dir: str | os.PathLike) -> pd.DataFrame:
-    """Rows where the loader's decision differs from the generator's intention (empty when they agree)."""
-    truth = pd.read_csv(Path(truth_dir) / "rows.csv")
-    got = pd.Series("kept", index=truth.index, dtype=object)
-    r = rejections[rejections["file"] == "triplets.csv"]
-    got.iloc[r["row"].to_numpy()] = r["reason"].to_numpy()
-    out = truth.assign(loader=got)
-    return out[out["loader"] != out["intended"]]
-
-
-def songs_with_themes(kept: pd.DataFrame, truth_dir: str | os.PathLike) -> pd.DataFrame:
-    """Kept triplets joined with the generator's song facts (theme, weak, theme_rate)."""
-    songs = pd.read_csv(Path(truth_dir) / "songs.csv", keep_default_na=False)
-    rows = pd.read_csv(Path(truth_dir) / "rows.csv")[["row", "selfie", "context"]]
-    return (kept.merge(songs.drop(columns=["song_id"]), on=["title", "artist"], how="left")
-                .merge(rows, on="row", how="left"))
-
-
-def examples_by_theme(kept_with_themes: pd.DataFrame, per_theme: int = 6, seed: int = 0) -> dict[str, list[str]]:
-    """A few image paths per theme (seeded), for the example grid."""
-    out = {}
-    for theme, g in kept_with_themes.groupby("theme", sort=True):
-        out[theme] = list(g.sample(min(per_theme, len(g)), random_state=seed)["image_path"])
-    return out

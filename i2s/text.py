@@ -96,3 +96,30 @@ def encode(tokens: list[str], index: dict[str, int], max_tokens: int = 0) -> np.
     """Token ids of one lyric (UNK for a word without a vector); at least one id, at most max_tokens (0 = all)."""
     ids = [index.get(t, 1) for t in tokens] or [1]  # an empty lyric still has one (unknown) step
     return np.array(ids[:max_tokens] if max_tokens else ids, np.int64)
+
+
+def length_table(lyrics: pd.Series) -> pd.DataFrame:
+    """Words per lyric: white-space tokens as written, and tokens after preprocessing (`tokenize`)."""
+    lyrics = pd.Series(lyrics)
+    return pd.DataFrame({"raw tokens": lyrics.str.split().map(len).to_numpy(),
+                         "after preprocessing": lyrics.map(lambda x: len(tokenize(x))).to_numpy()})
+
+
+def vocabulary_table(oov: dict, tag_words: list[str], kv) -> pd.DataFrame:
+    """`oov_stats`' counts as rows, and how many tag words have no vector."""
+    rows = [{"quantity": k, "value": v} for k, v in oov.items()]
+    rows += [{"quantity": "tag words", "value": len(tag_words)},
+             {"quantity": "tag words without a vector", "value": sum(w not in kv.key_to_index for w in tag_words)}]
+    return pd.DataFrame(rows)
+
+
+def word_counts(token_lists: Iterable[list[str]]) -> pd.Series:
+    """Tokens per word over all lyrics, most frequent first."""
+    return pd.Series([t for toks in token_lists for t in toks]).value_counts()
+
+
+def nearest_words(kv, probes: list[str], vocabulary: list[str], n: int = 8) -> pd.DataFrame:
+    """For each probe word (a column), the n words of `vocabulary` closest to it by cosine (those with a vector)."""
+    vocab = [w for w in vocabulary if w in kv.key_to_index]
+    return pd.DataFrame({t: [w for w, _ in sorted(zip(vocab, kv.distances(t, vocab)), key=lambda x: x[1])[:n]]
+                         for t in probes})

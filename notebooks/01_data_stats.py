@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -31,37 +33,33 @@ split_seed = 0
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import data, paths, report, synth, text
+from i2s import artefacts, experiments, figures, paths, shuttersong, tables, text, worldtruth
 
 STAGE = "01_data_stats"
+READS = ()  # no upstream artefact: the dataset folder `data_root` (and `world_truth`) are read as parameters
 root = paths.resolve(data_root)
 truth = paths.resolve(world_truth) if world_truth else None
 synthetic = truth is not None
-ours = report.source_label(synthetic)
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
+ours = tables.source_label(synthetic)
 
 # %% [markdown]
 # ## Loading and refinement (supplement 8.2, Figure 11)
-# `i2s.data.load_shuttersong` checks each row of `triplets.csv` in a fixed order and keeps the first reason
+# `i2s.shuttersong.load_shuttersong` checks each row of `triplets.csv` in a fixed order and keeps the first reason
 # that applies: duplicate row, bad favourite count, missing lyric, empty lyric, non-English lyric (language
 # identification with *lingua*), missing image, unreadable image. Every row is either kept or rejected with
 # its reason; none is dropped silently.
 
 # %%
-kept, rejections = data.load_shuttersong(root)
-raw_rows = len(kept) + int((rejections["file"] == "triplets.csv").sum())
-reasons = (rejections.groupby(["file", "reason"]).size().rename("rows").reset_index()
-           .assign(paper_group=lambda d: d["reason"].map(data.REFINEMENT_GROUP)))
-report.save_table(reasons, STAGE, "rejections_by_reason")
-rejections.to_csv(paths.data(STAGE) / "rejections.csv", index=False)
-display(reasons)
+kept, rejections = shuttersong.load_shuttersong(root)
+raw_rows = shuttersong.raw_rows(kept, rejections)
+artefacts.write("rejections", rejections)
+display(tables.save_table(shuttersong.rejection_counts(rejections), STAGE, "rejections_by_reason"))
 display(rejections.groupby("reason").head(2).sort_values("reason"))
 
 # %%
-steps, removed = data.refinement_flow(rejections, raw_rows)
-fig = report.flow_chart(steps, removed, "Refinement of the collected pairs (cf. supplement Fig. 11)")
-report.savefig(fig, STAGE, "fig11_refinement_flow");
+steps, removed = shuttersong.refinement_flow(rejections, raw_rows)
+fig = figures.flow_chart(steps, removed, "Refinement of the collected pairs (cf. supplement Fig. 11)")
+figures.savefig(fig, STAGE, "fig11_refinement_flow");
 
 # %% [markdown]
 # The paper reports only the two ends of this flow (36,646 collected pairs, 16,973 triplets) and two kinds of
@@ -70,7 +68,7 @@ report.savefig(fig, STAGE, "fig11_refinement_flow");
 
 # %%
 if synthetic:
-    mismatch = synth.loader_vs_truth(rejections, truth)
+    mismatch = worldtruth.loader_vs_truth(rejections, truth)
     display(Markdown(f"**World check:** the loader's decision differs from the generator's intention on "
                      f"**{len(mismatch)}** of {raw_rows:,} rows."))
     display(mismatch.head())
@@ -81,10 +79,8 @@ else:
 # ## Table 1 and the counts of Section 3 / supplement 8.1
 
 # %%
-stats = data.dataset_stats(kept, rejections)
-table1 = report.compare_facts({"raw_rows": raw_rows, **{k: v for k, v in stats.items() if k != "rejected"}}, ours)
-report.save_table(table1, STAGE, "table1_counts")
-display(table1)
+stats = shuttersong.dataset_stats(kept, rejections)
+display(tables.save_table(experiments.table1(stats, raw_rows, ours), STAGE, "table1_counts"))
 
 # %% [markdown]
 # At `world.scale: 1.0` the world is built so that these counts equal the paper's (difference 0): they are
@@ -95,16 +91,15 @@ display(table1)
 # ## Figure 2: how often songs occur, and supplement Figure 10: favourite counts
 
 # %%
-occ = data.occurrence_bins(kept)
-report.save_table(occ, STAGE, "fig2_song_occurrence")
-report.savefig(report.bar_with_counts(occ, "occurrences", "songs", "triplets",
-                                      "Songs by number of images (cf. Fig. 2)").figure, STAGE, "fig2_song_occurrence");
+occ = tables.save_table(shuttersong.occurrence_bins(kept), STAGE, "fig2_song_occurrence")
+figures.savefig(figures.bar_with_counts(occ, "occurrences", "songs", "triplets",
+                                        "Songs by number of images (cf. Fig. 2)").figure, STAGE, "fig2_song_occurrence");
 
 # %%
-fav = data.favourite_bins(kept)
-report.save_table(fav, STAGE, "fig10_favorites")
-report.savefig(report.bar_with_counts(fav, "favorite_count", "triplets",
-                                      title="Triplets by favourite count (cf. supplement Fig. 10)").figure, STAGE, "fig10_favorites");
+fav = tables.save_table(shuttersong.favourite_bins(kept), STAGE, "fig10_favorites")
+figures.savefig(figures.bar_with_counts(fav, "favorite_count", "triplets",
+                                        title="Triplets by favourite count (cf. supplement Fig. 10)").figure, STAGE,
+                "fig10_favorites");
 
 # %% [markdown]
 # ## The experiment subset and the two splits (Section 5.1)
@@ -113,19 +108,16 @@ report.savefig(report.bar_with_counts(fav, "favorite_count", "triplets",
 # song's images is test.
 
 # %%
-subset = data.experiment_subset(kept, min_count, per_song)
-splits = data.make_splits(subset, dagger_test_songs, split_seed)
-kept.to_csv(paths.data(STAGE) / "triplets.csv", index=False)
-subset.to_csv(paths.data(STAGE) / "subset.csv", index=False)
-splits.to_csv(paths.data(STAGE) / "splits.csv", index=False)
-split_sizes = pd.DataFrame({s: splits[s].value_counts() for s in ("dagger", "section")}).rename_axis("part").reset_index()
-report.save_table(split_sizes, STAGE, "split_sizes")
-display(split_sizes)
+subset = shuttersong.experiment_subset(kept, min_count, per_song)
+splits = shuttersong.make_splits(subset, dagger_test_songs, split_seed)
+for name, table in (("triplets", kept), ("subset", subset), ("splits", splits)):
+    artefacts.write(name, table)
+display(tables.save_table(shuttersong.split_sizes(splits), STAGE, "split_sizes"))
 
 # %%
-gt50 = data.songs_over(kept, 50)
-report.save_table(gt50, STAGE, "songs_gt50")
-display(Markdown(f"{len(gt50)} songs have more than 50 triplets (paper: 28); they feed Figures 7-8 and the supplement."))
+gt50 = shuttersong.songs_over(kept, 50)
+tables.save_table(gt50, STAGE, "songs_gt50")  # artefact songs_gt50, read by notebooks 02 and 04
+display(Markdown(f"{len(gt50)} songs have more than 50 triplets; they feed Figures 7-8 and the supplement."))
 display(gt50.head(10))
 
 # %% [markdown]
@@ -133,20 +125,16 @@ display(gt50.head(10))
 
 # %%
 if synthetic:
-    kt = synth.songs_with_themes(kept, truth)
-    groups = synth.examples_by_theme(kt, 6, split_seed)
+    kt = worldtruth.songs_with_themes(kept, truth)
+    groups = worldtruth.examples_by_theme(kt, 6, split_seed)
     title = "Example photos per song theme (synthetic world)"
 else:
-    top = gt50["song_id"].head(8) if len(gt50) else kept["song_id"].value_counts().index[:8]
-    groups = {kept.loc[kept.song_id == s, "title"].iloc[0][:18]: list(kept.loc[kept.song_id == s, "image_path"].head(6)) for s in top}
+    groups = shuttersong.examples_by_song(kept, gt50["song_id"].head(8))
     title = "Example photos of the most frequent songs"
-report.savefig(report.image_grid(groups, 6, title=title), STAGE, "examples_by_theme");
+figures.savefig(figures.image_grid(groups, 6, title=title), STAGE, "examples_by_theme");
 
 # %%
-tokens = kept.drop_duplicates("song_id")["lyric"].map(text.tokenize)
-lengths = pd.DataFrame({"raw tokens": kept.drop_duplicates("song_id")["lyric"].str.split().map(len),
-                        "after preprocessing": tokens.map(len)})
-display(lengths.describe().round(1))
+display(text.length_table(kept.drop_duplicates("song_id")["lyric"]).describe().round(1))
 example = kept.drop_duplicates("song_id").iloc[0]
 print(example["title"], "--", example["artist"])
 print("\n".join(example["lyric"].splitlines()[:6]))
@@ -155,7 +143,7 @@ print("\n".join(example["lyric"].splitlines()[:6]))
 # ## Metrics
 
 # %%
-metrics = report.save_metrics(STAGE, {
+metrics = artefacts.write_metrics(STAGE, {
     **stats, "raw_rows": raw_rows,
     "subset_triplets": len(subset), "subset_songs": subset["song_id"].nunique(),
     "dagger_test_triplets": int((splits["dagger"] == "test").sum()),

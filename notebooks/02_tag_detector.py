@@ -42,22 +42,20 @@ threads = 1                                  # torch threads (2 on 2 shared core
 # %%
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import paths, report, tags
+from i2s import (artefacts, detection_eval, detector, experiments, figures, imagefiles, paths, scenegraphs, tables,
+                 tagging, tagtable)
 
 torch.set_num_threads(threads)
-STAGE = tags.STAGE
+STAGE = "02_tag_detector"
+READS = ("subset", "triplets", "songs_gt50")  # notebook 01's; the scene graphs, world truth and checkpoint are parameters
 synthetic = bool(world_truth)
-ours = report.source_label(synthetic)
-out = paths.data(STAGE)
-for d in (out, paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
+ours = tables.source_label(synthetic)
 sg_root = paths.resolve(scene_graphs)
-objects, attributes = tags.vocabularies(sg_root)
+objects, attributes = scenegraphs.vocabularies(sg_root)
 t_stage = time.perf_counter()
 
 # %% [markdown]
@@ -66,21 +64,12 @@ t_stage = time.perf_counter()
 # The val split chose the detector's settings while it was built (see the training section); nothing here reads it.
 
 # %%
-train = tags.load_scene_graph_set(sg_root, "train", objects, attributes, threads=threads)
-test = tags.load_scene_graph_set(sg_root, "test", objects, attributes, threads=threads)
-val_targets = [tags.graph_target(g, objects, attributes) for g in tags.read_scene_graphs(sg_root) if g.get("split") == "val"]
-sizes = pd.DataFrame([{"split": name, "images": len(tg), "objects": int(sum(len(t["labels"]) for t in tg)),
-                       "object classes seen": int(len(torch.cat([t["labels"] for t in tg]).unique())) if tg else 0,
-                       "attribute labels": int(sum(t["attributes"].sum() for t in tg))}
-                      for name, tg in (("train", train.targets), ("val (not read below)", val_targets),
-                                       ("test", test.targets))])
-report.save_table(sizes, STAGE, "scene_graph_splits")
-display(sizes)
-classes = report.compare({"object classes": len(objects), "attribute classes": len(attributes)},
-                         {"object classes": report.paper_fact("object classes"),
-                          "attribute classes": report.paper_fact("attribute classes")}, ours)
-report.save_table(classes, STAGE, "class_counts")
-display(classes)
+train = scenegraphs.load_scene_graph_set(sg_root, "train", objects, attributes, threads=threads)
+test = scenegraphs.load_scene_graph_set(sg_root, "test", objects, attributes, threads=threads)
+val_targets = scenegraphs.split_targets(sg_root, "val", objects, attributes)  # counted, never scored here
+display(tables.save_table(scenegraphs.split_summary({"train": train.targets, "val (not read below)": val_targets,
+                                                    "test": test.targets}), STAGE, "scene_graph_splits"))
+display(tables.save_table(experiments.vocabulary_sizes(objects, attributes, ours), STAGE, "class_counts"))
 
 # %% [markdown]
 # The paper's vocabulary is Visual Genome's (266 objects, 249 attributes seen at least 30 times); ours is the
@@ -104,7 +93,7 @@ display(classes)
 #   the stride-8 features alone gave 0.27, joined with the stride-16 ones 0.32, the stride-16 map alone 0.23
 #   (coarser boxes). Longer training helped: 0.45 at 2,000 steps, 0.47 at 3,000. Mirror-image augmentation (0.43)
 #   and 32 instead of 64 sampled regions per image (0.43) did not, at 2,500 steps. Training the trunk's last
-#   stage as well (`tags.TRAINED_BLOCKS`) cost 2.7x per step and scored lower at an equal time budget.
+#   stage as well (`detector.TRAINED_BLOCKS`) cost 2.7x per step and scored lower at an equal time budget.
 # - *The detector was short of data.* It classified 82% of the ground-truth boxes of training photos right and
 #   50% of held-out ones; with 1,036 training photos it scored 0.34, with 2,073 0.45, with 2,398 0.46. So the
 #   world now renders 6,000 scene-graph photos (80% train, 10% val, 10% test); the whole set is new, drawn from
@@ -122,22 +111,14 @@ display(classes)
 # %%
 build_kw = {"min_size": min_size, "deep_pool": deep_pool}
 train_kw = {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed}
-inits = ([] if checkpoint else [True]) + ([False] if random_init_baseline else [])
-trained = tags.train_detectors(inits, objects, attributes, train, backbone, build_kw, train_kw, n_jobs, threads)
-if checkpoint:
-    model, history = tags.load_checkpoint(paths.resolve(checkpoint))
-    objects, attributes = model.objects, model.attributes
-    train_seconds = 0.0
-else:
-    model, history, train_seconds = trained[0]
-if random_init_baseline:
-    scratch, scratch_history, random_seconds = trained[-1]
-tags.save_checkpoint(model, out / tags.CHECKPOINT_FILE, history)
-histories = {"ImageNet init": history} if history is not None else {}
-if random_init_baseline:
-    histories["random init"] = scratch_history
+runs = detector.train_or_load(checkpoint and paths.resolve(checkpoint), bool(random_init_baseline), objects, attributes,
+                              train, backbone, build_kw, train_kw, n_jobs, threads)
+model, history, train_seconds = runs["ImageNet init"]
+objects, attributes = model.objects, model.attributes
+detector.save_checkpoint(model, artefacts.path("detector"), history)
+histories = {name: h for name, (_, h, _) in runs.items() if h is not None}
 if histories:
-    report.savefig(tags.training_curves(histories), STAGE, "training_curves");
+    figures.savefig(figures.detector_training_curves(histories), STAGE, "training_curves");
 
 # %% [markdown]
 # The training curves above put both runs side by side: the classifier and attribute losses are where the
@@ -153,22 +134,15 @@ if histories:
 #   attributes annotated anywhere in the image: what the later notebooks consume.
 
 # %%
-preds = tags.predict(model, test.images, desc="test, ImageNet init", threads=threads, n_jobs=n_jobs)
-ev = tags.evaluate(model, preds, test)
-rows = {"ImageNet init": ev}
-if random_init_baseline:
-    preds_scratch = tags.predict(scratch, test.images, desc="test, random init", threads=threads, n_jobs=n_jobs)
-    rows["random init"] = tags.evaluate(scratch, preds_scratch, test)
-measures = ["object_map50", "attribute_map", "object_map_image", "attribute_map_image"]
-evaluation = pd.DataFrame({"measure": measures, **{k: [v[m] for m in measures] for k, v in rows.items()}})
-if random_init_baseline:
-    evaluation["ImageNet − random"] = evaluation["ImageNet init"] - evaluation["random init"]
-report.save_table(evaluation, STAGE, "heldout_evaluation")
-display(evaluation)
+preds = {name: tagging.predict(m, test.images, desc=f"test, {name}", threads=threads, n_jobs=n_jobs)
+         for name, (m, _, _) in runs.items()}
+rows = {name: detection_eval.evaluate(runs[name][0], p, test) for name, p in preds.items()}
+ev = rows["ImageNet init"]
+display(tables.save_table(detection_eval.evaluation_table(rows), STAGE, "heldout_evaluation"))
 
 # %%
-report.save_table(ev["object_ap"], STAGE, "object_ap50_per_class")
-report.save_table(ev["attribute_ap"], STAGE, "attribute_ap_per_class")
+tables.save_table(ev["object_ap"], STAGE, "object_ap50_per_class")
+tables.save_table(ev["attribute_ap"], STAGE, "attribute_ap_per_class")
 display(Markdown("**Object classes, best and worst AP@0.5** (ImageNet init)"))
 display(pd.concat([ev["object_ap"].head(8), ev["object_ap"].tail(8)]))
 display(Markdown("**Attributes, AP on ground-truth boxes** (ImageNet init)"))
@@ -187,16 +161,13 @@ display(ev["attribute_ap"])
 # are detections with their two most probable attributes, dashed white boxes the ground truth.
 
 # %%
-f1 = np.array([tags.image_f1(p, t) for p, t in zip(preds, test.targets)])
-n_obj = np.array([len(t["labels"]) for t in test.targets])
-good = list(np.lexsort((-n_obj, -f1))[:8])  # best F1 first; among equals, the busiest scenes
-bad = list(np.lexsort((-n_obj, f1))[:8])
-for name, pick in (("good", good), ("bad", bad)):
-    fig = tags.detection_grid([test.images[i] for i in pick], [preds[i] for i in pick],
-                              [f"{test.names[i]}  F1={f1[i]:.2f}" for i in pick], objects, attributes,
-                              truths=[test.targets[i] for i in pick],
-                              title=f"{name} cases on held-out scene graphs ({ours})")
-    report.savefig(fig, STAGE, f"detections_{name}");
+f1, cases = detection_eval.f1_cases(preds["ImageNet init"], test.targets, 8)
+for name, pick in cases.items():
+    fig = figures.detection_grid([test.images[i] for i in pick], [preds["ImageNet init"][i] for i in pick],
+                                 [f"{test.names[i]}  F1={f1[i]:.2f}" for i in pick], objects, attributes,
+                                 detector.CONFIDENT, truths=[test.targets[i] for i in pick],
+                                 title=f"{name} cases on held-out scene graphs ({ours})")
+    figures.savefig(fig, STAGE, f"detections_{name}");
 
 # %% [markdown]
 # The bad cases are crowded scenes (five to seven overlapping glyphs), occluded, patterned or recoloured glyphs
@@ -212,29 +183,19 @@ for name, pick in (("good", good), ("bad", bad)):
 # objects only), and its top-K words per group.
 
 # %%
-stats_dir = paths.data("01_data_stats")
-subset = pd.read_csv(stats_dir / "subset.csv")
-gt50 = pd.read_csv(stats_dir / "tables" / "songs_gt50.csv")["song_id"]
-songs = subset[["image", "image_path", "song_id"]].assign(in_subset=True)
-if tag_songs_gt50:
-    kept = pd.read_csv(stats_dir / "triplets.csv", usecols=["image", "image_path", "song_id"])
-    songs = pd.concat([songs, kept[kept["song_id"].isin(gt50) & ~kept["image"].isin(subset["image"])]
-                       .assign(in_subset=False)], ignore_index=True)
-songs["song_gt50"] = songs["song_id"].isin(gt50)
-
+songs = tagging.song_photos(artefacts.read("subset"), artefacts.read("triplets"), artefacts.read("songs_gt50")["song_id"],
+                            bool(tag_songs_gt50))
 t0 = time.perf_counter()
-song_preds = tags.predict(model, list(songs["image_path"]), desc="song photos", threads=threads, n_jobs=n_jobs)
+song_preds = tagging.predict(model, list(songs["image_path"]), desc="song photos", threads=threads, n_jobs=n_jobs)
 tag_seconds = time.perf_counter() - t0
 images_per_s = len(songs) / tag_seconds
-sg_meta = pd.DataFrame({"image": test.names, "image_path": [str(sg_root / "images" / n) for n in test.names],
-                        "song_id": "", "in_subset": False, "song_gt50": False})
-table = pd.concat([tags.tag_table(song_preds, songs.assign(source="song"), objects, attributes, top_k),
-                   tags.tag_table(preds, sg_meta.assign(source="scene_graph_test"), objects, attributes, top_k)],
-                  ignore_index=True)
-tags.save_tags(table)
+table = pd.concat([tagtable.tag_table(song_preds, songs.assign(source="song"), objects, attributes, top_k),
+                   tagtable.tag_table(preds["ImageNet init"], scenegraphs.image_meta(test, sg_root).assign(
+                       source="scene_graph_test"), objects, attributes, top_k)], ignore_index=True)
+artefacts.write("tags", table)
 display(Markdown(f"Tagged **{len(songs):,}** song photos in {tag_seconds:.0f} s (**{images_per_s:.1f} images/s** on "
-                 f"{n_jobs} processes of {threads} CPU thread(s), decoding included) and {len(test)} held-out scene-graph images; "
-                 f"`i2s.tags.load_tags()` reads `{tags.TAGS_FILE}`."))
+                 f"{n_jobs} processes of {threads} CPU thread(s), decoding included) and {len(test)} held-out scene-graph "
+                 f"images; later notebooks read them as `artefacts.read(\"tags\")` ({artefacts.path('tags').name})."))
 display(table[["image", "song_id", "source", "top_obj", "top_attr", "top_obj-attr"]].head(8))
 
 # %% [markdown]
@@ -247,27 +208,16 @@ display(table[["image", "song_id", "source", "top_obj", "top_attr", "top_obj-att
 # %%
 transfer = {}
 if synthetic:
-    truth_graphs = {g["image"]: g for g in tags.read_scene_graphs(paths.resolve(world_truth) / "scene_graphs.jsonl")}
-    on = np.flatnonzero(songs["in_subset"].to_numpy())
-    on = np.sort(np.random.default_rng(seed).choice(on, min(len(on), len(test)), replace=False))
-    song_targets = [tags.graph_target(truth_graphs[songs["image"].iat[i]], objects, attributes) for i in on]
-    t_map, _ = tags.object_ap([song_preds[i] for i in on], song_targets, objects)
-    o_true, a_true = tags.image_truth(song_targets, len(objects))
-    o_img, _ = tags.multilabel_ap(np.stack([song_preds[i]["obj_vec"].numpy() for i in on]), o_true, objects)
-    a_img, _ = tags.multilabel_ap(np.stack([song_preds[i]["attr_vec"].numpy() for i in on]), a_true, attributes)
-    transfer = {"object_map50": t_map, "object_map_image": o_img, "attribute_map_image": a_img}
-    tr_table = pd.DataFrame({"measure": list(transfer), "held-out scene graphs": [ev[k] for k in transfer],
-                             "song photos (subset sample)": list(transfer.values())})
-    tr_table["difference"] = tr_table["song photos (subset sample)"] - tr_table["held-out scene graphs"]
-    report.save_table(tr_table, STAGE, "transfer_to_song_photos")
-    display(tr_table)
+    truth_graphs = scenegraphs.read_scene_graphs(paths.resolve(world_truth) / "scene_graphs.jsonl")
+    transfer = detection_eval.transfer(song_preds, songs, truth_graphs, len(test), objects, attributes, seed)
+    display(tables.save_table(detection_eval.transfer_table(ev, transfer), STAGE, "transfer_to_song_photos"))
 
 # %%
 pick = list(range(0, min(len(song_preds), 8 * 37), 37))[:8]
-fig = tags.detection_grid(tags.load_images(list(songs["image_path"].iloc[pick])), [song_preds[i] for i in pick],
-                          [" ".join(table["top_obj-attr"].iat[i].split()[:3]) for i in pick], objects, attributes,
-                          title=f"Song photos with detections; title: top-3 obj-attr tags ({ours})")
-report.savefig(fig, STAGE, "song_photo_examples");
+fig = figures.detection_grid(imagefiles.load_images(list(songs["image_path"].iloc[pick])), [song_preds[i] for i in pick],
+                             [" ".join(table["top_obj-attr"].iat[i].split()[:3]) for i in pick], objects, attributes,
+                             detector.CONFIDENT, title=f"Song photos with detections; title: top-3 obj-attr tags ({ours})")
+figures.savefig(fig, STAGE, "song_photo_examples");
 
 # %% [markdown]
 # ## Supplement 9.4: the attribute probabilities (Figure 13, Table 6)
@@ -275,25 +225,16 @@ report.savefig(fig, STAGE, "song_photo_examples");
 # dagger dataset), sorted.
 
 # %%
-attr_matrix, _ = tags.tag_matrix(table[table["source"].eq("song") & table["in_subset"]], "attr")
-mean_attr = pd.Series(attr_matrix.mean(0), index=attributes).sort_values(ascending=False)
-report.savefig(tags.attribute_profile(mean_attr, 9, f"Average attribute probability over the experiment images, "
-                                                    f"sorted (cf. supplement Fig. 13; {ours})"), STAGE, "fig13_attribute_profile");
+mean_attr = tagtable.mean_attributes(table[table["source"].eq("song") & table["in_subset"]])
+figures.savefig(figures.attribute_profile(mean_attr, 9, f"Average attribute probability over the experiment images, "
+                                                        f"sorted (cf. supplement Fig. 13; {ours})"), STAGE,
+                "fig13_attribute_profile");
 
 # %%
-paper6 = report.paper_results()
-paper6 = paper6[paper6["table"].str.contains("attributes") & paper6["metric"].eq("p")]
-paper_p = dict(zip(paper6["tags"], paper6["value"]))  # in paper order: ranks 1..9
-rank = {a: i + 1 for i, a in enumerate(mean_attr.index)}
-table6 = report.compare({a: float(mean_attr[a]) for a in paper_p}, paper_p, ours).rename(columns={"quantity": "attribute"})
-table6.insert(1, "our rank", table6["attribute"].map(rank))
-report.save_table(table6, STAGE, "table6_paper_attributes")
+table6, top9 = experiments.table6(mean_attr, ours)
 display(Markdown("**Table 6's nine attributes: our average probability beside the paper's**"))
-display(table6)
-top9 = pd.DataFrame({"rank": range(1, 10), "ours: attribute": mean_attr.index[:9],
-                     "ours: average probability": mean_attr.to_numpy()[:9].round(4),
-                     "paper: attribute": list(paper_p)[:9], "paper: average probability": list(paper_p.values())[:9]})
-report.save_table(top9, STAGE, "table6_top9")
+display(tables.save_table(table6, STAGE, "table6_paper_attributes"))
+tables.save_table(top9, STAGE, "table6_top9")
 display(Markdown(f"**Our top-9 attributes beside the paper's, rank by rank** ({ours})"))
 display(top9)
 
@@ -314,17 +255,17 @@ display(top9)
 
 # %%
 stage_seconds = time.perf_counter() - t_stage
-metrics = report.save_metrics(STAGE, {
+metrics = artefacts.write_metrics(STAGE, {
     "object_map50": ev["object_map50"], "attribute_map": ev["attribute_map"],
     "object_map_image": ev["object_map_image"], "attribute_map_image": ev["attribute_map_image"],
     **({"object_map50_random_init": rows["random init"]["object_map50"],
-        "attribute_map_random_init": rows["random init"]["attribute_map"]} if random_init_baseline else {}),
+        "attribute_map_random_init": rows["random init"]["attribute_map"]} if "random init" in rows else {}),
     **{f"transfer_{k}": v for k, v in transfer.items()},
     "images_tagged": len(songs), "scene_graph_images_tagged": len(test),
     "tag_dim": len(objects) + len(attributes), "object_classes": len(objects), "attribute_classes": len(attributes),
     "images_per_s": images_per_s, "tagging_processes": n_jobs, "tagging_threads": threads,
     "train_images": len(train), "train_seconds": train_seconds,
-    "train_seconds_random_init": random_seconds if random_init_baseline else 0.0,
+    "train_seconds_random_init": runs["random init"][2] if "random init" in runs else 0.0,
     "iterations": 0 if checkpoint else iterations, "stage_seconds": stage_seconds, "synthetic": synthetic,
 })
 metrics

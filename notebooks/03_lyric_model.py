@@ -45,23 +45,18 @@ threads = 1
 # %%
 import time
 
-import numpy as np
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import metrics, models, paths, report, tags, text
+from i2s import artefacts, experiments, figures, lyricdata, metrics, networks, scoring, tables, tagtable, text, training
 
 STAGE = "03_lyric_model"
+READS = ("subset", "splits", "tags")  # notebook 01's experiment subset and splits, notebook 02's tag table
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
-subset, splits, tag_table, kv = models.load_experiment(vectors)
-cfg = models.Config.from_params(hidden=hidden, mlp_hidden=mlp_hidden, max_tokens=max_tokens, loss=loss, lr=lr,
-                                rho=rho, eps=eps, batch_pairs=batch_pairs, max_epochs=max_epochs, patience=patience,
-                                val_fraction=val_fraction)
-ours = report.source_label(bool(world_truth))
+subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)
+cfg = networks.Config.from_params(**globals())  # the model and training settings of the parameters cell
+ours = tables.source_label(bool(world_truth))
 display(Markdown(f"{subset['song_id'].nunique()} songs, {len(subset)} triplets; word vectors: `{vectors}` "
                  f"({len(kv):,} words, {kv.vector_size}-d), frozen."))
 
@@ -73,35 +68,23 @@ display(Markdown(f"{subset['song_id'].nunique()} songs, {len(subset)} triplets; 
 # %%
 lyrics = subset.drop_duplicates("song_id").set_index("song_id").sort_index()
 token_lists = [text.tokenize(x) for x in lyrics["lyric"]]
+tag_words = tagtable.tag_matrix(tag_table, "obj-attr")[1]
 oov = text.oov_stats(token_lists, kv)
-tag_words = tags.tag_matrix(tag_table, "obj-attr")[1]
-tag_oov = [w for w in tag_words if w not in kv.key_to_index]
-vocab_table = pd.DataFrame([{"quantity": k, "value": v} for k, v in oov.items()] +
-                           [{"quantity": "tag words", "value": len(tag_words)},
-                            {"quantity": "tag words without a vector", "value": len(tag_oov)}])
-report.save_table(vocab_table, STAGE, "vocabulary")
-display(vocab_table)
-oov_words = text.oov_table(token_lists, kv)
-report.save_table(oov_words, STAGE, "oov_words")
+display(tables.save_table(text.vocabulary_table(oov, tag_words, kv), STAGE, "vocabulary"))
+oov_words = tables.save_table(text.oov_table(token_lists, kv), STAGE, "oov_words")
 display(oov_words.head(20) if len(oov_words) else Markdown("Every lyric word and every tag word has a vector."))
 
 # %% [markdown]
 # ## Lyric length
 
 # %%
-lengths = pd.DataFrame({"raw tokens": lyrics["lyric"].str.split().map(len).to_numpy(),
-                        "after preprocessing": [len(t) for t in token_lists]})
-report.save_table(lengths.describe().round(1).reset_index(names="statistic"), STAGE, "lyric_lengths")
-ax = lengths.plot.hist(bins=40, alpha=0.6, figsize=(7, 3.4), title="Lyric length per song (words)")
-ax.set_xlabel("words")
-if max_tokens:
-    ax.axvline(max_tokens, color="k", ls="--", label=f"max_tokens = {max_tokens}")
-    ax.legend()
-report.savefig(ax.figure, STAGE, "lyric_lengths")
+lengths = text.length_table(lyrics["lyric"])
+tables.save_table(lengths.describe().round(1).reset_index(names="statistic"), STAGE, "lyric_lengths")
+figures.savefig(figures.length_histogram(lengths, max_tokens, "Lyric length per song (words)"), STAGE, "lyric_lengths")
 display(lengths.describe().round(1))
 
 # %%
-words = pd.Series([t for ts in token_lists for t in ts]).value_counts()
+words = text.word_counts(token_lists)
 display(Markdown("Most frequent words after preprocessing: " + ", ".join(f"*{w}* ({n})" for w, n in words.head(25).items())))
 
 # %% [markdown]
@@ -111,35 +94,30 @@ display(Markdown("Most frequent words after preprocessing: " + ", ".join(f"*{w}*
 # split) are ranked; training stops when their mean rank has not improved for `patience` epochs and the model
 # ends at its best epoch. The test set is used once, at the end.
 #
-# The LSTMs' forget gates start open (bias 3, `models.Config.forget_bias`; the paper does not say how it
+# The LSTMs' forget gates start open (bias 3, `networks.Config.forget_bias`; the paper does not say how it
 # initialises them). A lyric's theme words are spread over about a hundred words, and the final states must keep
 # them: while this notebook was built (dagger, obj-attr, seed 0, 30 epochs, on the tags of an earlier, weaker
 # detector), PyTorch's default initialisation (bias about 0) left Our's validation mean rank at 48% of the pool
 # (chance: 50%; CONSE reached 41%), bias 1 gave 46% and bias 3 gave 43%. The curves below show this run's.
 
 # %%
-data = models.build_data(subset, tag_table, group, kv, max_tokens=max_tokens)
-runs = [models.run("Our", data, splits, split, seed + k, cfg, keep_model=True) for k in range(seeds)]
-curves = pd.concat([r["history"].assign(seed=r["seed"]) for r in runs], ignore_index=True)
-report.save_table(curves.round(5), STAGE, "training_curves")
-fig = models.training_curves({f"seed {r['seed']}": r["history"] for r in runs},
-                             f"Our on {split}, {group} tags (synthetic world)")
-report.savefig(fig, STAGE, "training_curves");
+data = lyricdata.build_data(subset, tag_table, group, kv, max_tokens=max_tokens)
+runs = [training.run("Our", data, splits, split, seed + k, cfg, keep_model=True) for k in range(seeds)]
+tables.save_table(training.curves(runs).round(5), STAGE, "training_curves")
+fig = figures.lyric_training_curves({f"seed {r['seed']}": r["history"] for r in runs},
+                                    f"Our on {split}, {group} tags ({ours})")
+figures.savefig(fig, STAGE, "training_curves");
 
 # %%
 names = metrics.SPLIT_METRICS[split]
-test = pd.DataFrame([{"seed": r["seed"], "epochs": r["epochs"], "best epoch": r["best_epoch"],
-                      "train s": r["train_s"], "lyrics/s": r["history"]["lyrics_per_s"].mean(),
-                      **metrics.summary(r["test"]["ranks"], names)} for r in runs])
-report.save_table(test.round(3), STAGE, "our_test_metrics")
-display(test.round(2))
-paper = report.paper_results().query("table == 'image2song Table 2' and split == @split and method == 'Our' and tags == @group")
-versus = report.compare({m: float(test[m].mean()) for m in names}, dict(zip(paper["metric"], paper["value"])), ours)
-report.save_table(versus.round(3), STAGE, "our_vs_paper")
+test = training.run_summaries(runs, names)
+display(tables.save_table(test.round(3), STAGE, "our_test_metrics").round(2))
+versus = tables.save_table(experiments.our_vs_paper(test, split, group, ours).round(3), STAGE, "our_vs_paper")
 display(Markdown(f"Our on {split}, {group} tags, mean over {seeds} seed(s), beside the paper's Table 2:"))
 display(versus.round(2))
-pool = len(models.split_indices(data, splits, split, seed, val_fraction)["pool"])
-display(Markdown(f"Chance with a pool of {pool} songs: R@10 = {100 * 10 / pool:.1f}%, Med r ≈ {(pool + 1) / 2:.0f}. "
+pool = len(lyricdata.split_indices(data, splits, split, seed, val_fraction)["pool"])
+chance = metrics.chance(pool, ["R@10", "Med r"])
+display(Markdown(f"Chance with a pool of {pool} songs: R@10 = {chance['R@10']:.1f}%, Med r ≈ {chance['Med r']:.0f}. "
                  "Table 2 and the baselines are in notebook 04."))
 
 # %% [markdown]
@@ -151,29 +129,9 @@ display(Markdown(f"Chance with a pool of {pool} songs: R@10 = {100 * 10 / pool:.
 # agreement of the distinctive tags (compare with the next song's images).
 
 # %%
-model = runs[0]["model"]
-idx = models.split_indices(data, splits, split, runs[0]["seed"], val_fraction)
-test_songs = np.unique(data.image_song.numpy()[idx["test"]])
-song_mean = pd.DataFrame(data.targets.numpy()).groupby(data.image_song.numpy()).mean().loc[test_songs].to_numpy()
-train_mean = data.targets[idx["train"]].numpy().mean(0, keepdims=True)
-predicted = models.lyric_tags(model, data, test_songs, 5)
-distinct = models.lyric_tags(model, data, test_songs, 5, relative=True)
-own = tags.top_tags(song_mean, data.tag_words, 5)
-own_distinct = tags.top_tags(song_mean - train_mean, data.tag_words, 5)
-frequent = tags.top_tags(train_mean, data.tag_words, 5)[0]
-overlap = lambda a, b: [len(set(x) & set(y)) for x, y in zip(a, b)]  # noqa: E731
-title = lyrics["title"].to_numpy()
-nn_table = pd.DataFrame({"song": [title[s] for s in test_songs],
-                         "lyric → top tags": [" ".join(p) for p in predicted],
-                         "images' top tags": [" ".join(o) for o in own],
-                         "overlap": overlap(predicted, own),
-                         "frequent-tags guess overlap": overlap([frequent] * len(own), own),
-                         "lyric → distinctive tags": [" ".join(p) for p in distinct],
-                         "images' distinctive tags": [" ".join(o) for o in own_distinct],
-                         "distinctive overlap": overlap(distinct, own_distinct),
-                         "next-song overlap": overlap(distinct, own_distinct[1:] + own_distinct[:1])})
-report.save_table(nn_table, STAGE, "lyric_to_tags")
-display(nn_table.head(12))
+idx = lyricdata.split_indices(data, splits, split, runs[0]["seed"], val_fraction)
+nn_table, frequent = scoring.lyric_to_tags(runs[0]["model"], data, idx, lyrics["title"].to_numpy(), 5)
+display(tables.save_table(nn_table, STAGE, "lyric_to_tags").head(12))
 means = nn_table.select_dtypes("number").mean()
 display(Markdown(
     f"Mean overlap of 5 tags: top tags **{means['overlap']:.2f}** (always the five most frequent, "
@@ -187,20 +145,16 @@ display(Markdown(
 # The world writes lyrics with words *related to* what the photos show, rather than their names.
 
 # %%
-lyric_vocab = [w for w in words.index if w in kv.key_to_index]
 probe = [w for w in ("tree", "beach", "dog", "cake", "car", "guitar", "snowman", "heart") if w in tag_words][:6]
-near = pd.DataFrame({t: [w for w, _ in sorted(zip(lyric_vocab, kv.distances(t, lyric_vocab)), key=lambda x: x[1])[:8]]
-                     for t in probe})
-report.save_table(near, STAGE, "nearest_lyric_words")
-display(near)
+display(tables.save_table(text.nearest_words(kv, probe, list(words.index), 8), STAGE, "nearest_lyric_words"))
 
 # %% [markdown]
 # ## Metrics
 
 # %%
 agg = test[list(names)].agg(["mean", "std"])
-metrics_out = report.save_metrics(STAGE, {
-    "songs": len(token_lists), **{f"vocab/{k}": v for k, v in oov.items()}, "vocab/tag_words_oov": len(tag_oov),
+metrics_out = artefacts.write_metrics(STAGE, {
+    "songs": len(token_lists), "vocab": oov, "vocab/tag_words_oov": sum(w not in kv.key_to_index for w in tag_words),
     "length/mean": float(lengths["after preprocessing"].mean()), "length/max": int(lengths["after preprocessing"].max()),
     **{f"our/{split}/{group}/{m}/{s}": float(agg.loc[s, m]) for m in names for s in ("mean", "std")},
     "our/epochs_mean": float(test["epochs"].mean()), "our/lyrics_per_s": float(test["lyrics/s"].mean()),

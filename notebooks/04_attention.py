@@ -49,25 +49,22 @@ examples = 4               # Figure 6 queries
 import time
 from dataclasses import asdict
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import metrics, models, paths, report
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, tables,
+                 training)
 
 STAGE = "04_attention"
+READS = ("subset", "splits", "songs_gt50", "tags")  # notebook 01's subset, splits and frequent songs; 02's tags
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
-subset, splits, tag_table, kv = models.load_experiment(vectors)
-gt50 = pd.read_csv(paths.tables("01_data_stats") / "songs_gt50.csv")
-cfg = models.Config.from_params(hidden=hidden, mlp_hidden=mlp_hidden, max_tokens=max_tokens, loss=loss, lr=lr, rho=rho,
-                                eps=eps, batch_pairs=batch_pairs, max_epochs=max_epochs, patience=patience,
-                                val_fraction=val_fraction, attention=attention, top_k=top_k, pooling=pooling)
-ours = report.source_label(bool(world_truth))
-datas = {g: models.build_data(subset, tag_table, g, kv, top_k, max_tokens) for g in models.GROUPS}
+subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)
+gt50 = artefacts.read("songs_gt50")
+cfg = networks.Config.from_params(**globals())  # the model and training settings of the parameters cell
+ours = tables.source_label(bool(world_truth))
+datas = {g: lyricdata.build_data(subset, tag_table, g, kv, top_k, max_tokens) for g in lyricdata.GROUPS}
 display(pd.Series(asdict(cfg), name="setting").to_frame())
 
 # %% [markdown]
@@ -79,20 +76,9 @@ display(pd.Series(asdict(cfg), name="setting").to_frame())
 
 # %%
 data0 = datas["obj-attr"]
-song_of = data0.image_song.numpy()
-sidx = data0.song_index()
-gt50_songs = np.array(sorted(sidx[s] for s in gt50["song_id"] if s in sidx))
-trained_on = set(splits.loc[splits["section"] == "train", "image"])
-gt50_queries = np.array([i for i, im in enumerate(data0.images) if song_of[i] in set(gt50_songs) and im not in trained_on])
-coverage = pd.DataFrame([
-    {"what": "tagged images (tags.parquet)", "count": len(tag_table)},
-    {"what": "subset images (5 per song)", "count": len(subset)},
-    {"what": "tagged images of the experiment's songs", "count": len(data0.images)},
-    {"what": "songs with > 50 triplets", "count": len(gt50_songs)},
-    {"what": "their query images for Figs. 7-8", "count": len(gt50_queries)},
-    {"what": "their triplets in the refined data", "count": int(gt50["triplets"].sum())}])
-report.save_table(coverage, STAGE, "coverage")
-display(coverage)
+gt50_songs = lyricdata.song_indices(data0, gt50["song_id"])
+gt50_queries = lyricdata.held_out_queries(data0, splits, gt50_songs)
+display(tables.save_table(lyricdata.coverage(tag_table, subset, data0, gt50, gt50_queries), STAGE, "coverage"))
 only_subset = len(gt50_queries) <= len(gt50_songs)
 display(Markdown("**Only the subset is tagged**: each of these songs has a single query image (its section test image), "
                  "so its R@3 per seed is 0 or 100 and the figures average over seeds only." if only_subset else
@@ -108,48 +94,41 @@ extra = {"section": {"gt50": (gt50_queries, gt50_songs)}} if len(gt50_queries) e
 # scored in batched calls.
 
 # %%
-jobs = [{"method": m, "group": g, "split": s, "seed": seed + k, "keep_model": s == "dagger" and k == 0}
-        for s in models.SPLITS for g in models.GROUPS for m in models.METHODS for k in range(seeds)]
+jobs = training.grid_jobs(networks.METHODS, lyricdata.GROUPS, lyricdata.SPLITS, seeds, seed, keep="dagger")
 t0 = time.perf_counter()
-results = models.run_grid(jobs, datas, splits, cfg, n_jobs, threads, extra, "Table 2 runs")
+results = training.run_grid(jobs, datas, splits, cfg, n_jobs, threads, extra, "Table 2 runs")
 grid_s = time.perf_counter() - t0
-runs = models.results_frame(results)
-runs.to_csv(paths.data(STAGE) / "runs.csv", index=False)
+runs = training.results_frame(results)
+runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
 display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({n_jobs} processes × {threads} thread)."))
 
 # %% [markdown]
 # The first seed's model of every method × tag group on the dagger split is kept in `data/04_attention/models/`
-# (`models.load_model`), for `notebooks/explore.ipynb`.
+# (`persistence.load_model`), for `notebooks/explore.ipynb`.
 
 # %%
-for r in results:
-    if "model" in r:
-        d = datas[r["group"]]
-        train_images = models.split_indices(d, splits, r["split"], r["seed"], val_fraction)["train"]
-        models.save_model(r["model"], paths.lyric_model_file(r["method"], r["group"]), d, r["method"],
-                          np.unique(d.image_song.numpy()[train_images]))
+saved = persistence.save_kept_models(results, datas, splits, val_fraction)
 
 # %% [markdown]
 # ## Table 2: dagger († unseen test songs) and section (§ all songs, unseen images)
 # Mean ± std over the seeds; the paper's value in brackets.
 
 # %%
-pools = {r["split"]: r["test_pairs"] // len(r["test"]["ranks"]) for r in results}  # songs per query
-display(Markdown("Random ranking: " + "; ".join(f"{s}: pool of {n} songs, R@10 = {100 * min(10, n) / n:.1f}%, Med r ≈ {(n + 1) / 2:g}"
-                                                for s, n in pools.items())))
-paper = report.paper_results()
-long = pd.concat([models.table2(runs, paper, s, ours).assign(split=s) for s in models.SPLITS], ignore_index=True)
-report.save_table(long.round(3), STAGE, "table2_long")
-for s in models.SPLITS:
-    wide = models.table2_wide(long[long["split"] == s], ours)
-    report.save_table(wide.set_axis([f"{g} {m}" for g, m in wide.columns], axis=1).reset_index(), STAGE, f"table2_{s}")
+pools = training.pool_sizes(results)
+display(Markdown("Random ranking: " + "; ".join(
+    f"{s}: pool of {n} songs, R@10 = {metrics.chance(n, ['R@10'])['R@10']:.1f}%, "
+    f"Med r ≈ {metrics.chance(n, ['Med r'])['Med r']:g}" for s, n in pools.items())))
+long = experiments.table2(runs, ours)
+tables.save_table(long.round(3), STAGE, "table2_long")
+for s in lyricdata.SPLITS:
+    wide = experiments.table2_wide(long, s, ours)
+    tables.save_table(tables.flat_columns(wide), STAGE, f"table2_{s}")
     display(Markdown(f"**Dataset {'†' if s == 'dagger' else '§'} ({s})**, {ours}: mean ± std (paper)"))
     display(wide)
 
 # %%
-diff = long.pivot_table(index=["split", "method"], columns=["tags", "metric"], values="difference", sort=False)
 display(Markdown("Differences, ours − paper:"))
-display(diff.round(2))
+display(experiments.table2_differences(long).round(2))
 
 # %% [markdown]
 # ## Our-attention against Our: paired bootstrap over test queries
@@ -157,9 +136,8 @@ display(diff.round(2))
 # of resamples in which Our-attention is not better (for Med r: not lower).
 
 # %%
-boot = models.bootstrap_table(results, "Our-attention", "Our", bootstrap, seed)
-report.save_table(boot.round(4), STAGE, "bootstrap_attention_vs_our")
-display(boot.round(3))
+boot = experiments.paired_bootstrap_table(results, "Our-attention", "Our", bootstrap, seed)
+display(tables.save_table(boot.round(4), STAGE, "bootstrap_attention_vs_our").round(3))
 
 # %% [markdown]
 # ## Figure 6: image queries, their tags and their top-3 songs (▲ = the true song)
@@ -167,9 +145,10 @@ display(boot.round(3))
 
 # %%
 att_run = next(r for r in results if "model" in r and (r["method"], r["group"]) == ("Our-attention", "obj-attr"))
-queries = models.example_queries(att_run, datas["obj-attr"], subset, tag_table, examples)
-fig = models.retrieval_examples(queries, title="Image2song examples, Our-attention (synthetic world)")
-report.savefig(fig, STAGE, "fig6_examples");
+queries = experiments.example_queries(att_run, data0.image_song.numpy(), data0.images, data0.songs, subset, tag_table,
+                                      examples)
+fig = figures.retrieval_examples(queries, title=f"Image2song examples, Our-attention ({ours})")
+figures.savefig(fig, STAGE, "fig6_examples");
 
 # %% [markdown]
 # ## Figures 7 and 8: per-song R@3 for the songs with more than 50 triplets (section split's models)
@@ -177,21 +156,17 @@ report.savefig(fig, STAGE, "fig6_examples");
 # %%
 titles = subset.drop_duplicates("song_id").set_index("song_id")["title"]
 if len(gt50_queries):
-    per_song = pd.DataFrame({
-        "Our (obj-attr)": models.per_song_recall(results, data0, "Our", "obj-attr", "section", "gt50"),
-        "Our-attention (obj-attr)": models.per_song_recall(results, data0, "Our-attention", "obj-attr", "section", "gt50"),
-        **{f"Our ({g})": models.per_song_recall(results, datas[g], "Our", g, "section", "gt50") for g in ("obj", "attr")}})
-    per_song = per_song.reindex(gt50["song_id"][gt50["song_id"].isin(per_song.index)])
-    per_song.index = [f"{titles[s]}" for s in per_song.index]
-    report.save_table(per_song.round(2).reset_index(names="song"), STAGE, "fig7_fig8_per_song_r3")
-    fig = models.per_song_bars(per_song, ["Our (obj-attr)", "Our-attention (obj-attr)"],
-                               f"Per-song R@3 among the {len(gt50_songs)} songs with > 50 triplets (cf. Fig. 7), synthetic")
-    report.savefig(fig, STAGE, "fig7_per_song_attention")
-    fig = models.per_song_bars(per_song, ["Our (obj)", "Our (attr)", "Our (obj-attr)"],
-                               "Per-song R@3 of Our for the three tag groups (cf. Fig. 8), synthetic")
-    report.savefig(fig, STAGE, "fig8_per_song_tag_groups")
+    per_song = experiments.per_song_table(results, datas, gt50["song_id"], titles)
+    tables.save_table(per_song.round(2).reset_index(names="song"), STAGE, "fig7_fig8_per_song_r3")
+    fig = figures.per_song_bars(per_song, ["Our (obj-attr)", "Our-attention (obj-attr)"],
+                                f"Per-song R@3 among the {len(gt50_songs)} songs with > 50 triplets (cf. Fig. 7), synthetic")
+    figures.savefig(fig, STAGE, "fig7_per_song_attention")
+    fig = figures.per_song_bars(per_song, ["Our (obj)", "Our (attr)", "Our (obj-attr)"],
+                                "Per-song R@3 of Our for the three tag groups (cf. Fig. 8), synthetic")
+    figures.savefig(fig, STAGE, "fig8_per_song_tag_groups")
     display(per_song.mean().round(2).rename("mean R@3 over songs").to_frame())
-    display(Markdown(f"Chance: R@3 = {100 * min(3, len(gt50_songs)) / len(gt50_songs):.1f}% in a pool of {len(gt50_songs)} songs."))
+    display(Markdown(f"Chance: R@3 = {metrics.chance(len(gt50_songs), ['R@3'])['R@3']:.1f}% in a pool of "
+                     f"{len(gt50_songs)} songs."))
     zero = per_song["Our (obj-attr)"] == 0
     display(Markdown(f"Songs where Our scores 0: {int(zero.sum())} of {len(per_song)}"
                      + (f"; Our-attention's mean R@3 on them: {per_song.loc[zero, 'Our-attention (obj-attr)'].mean():.1f}"
@@ -206,34 +181,29 @@ else:
 # song's lyric departs most from uniform, each word shaded by its weight s_t (Eq. 9) relative to 1/n.
 
 # %%
-model = att_run["model"]
-test_images = att_run["test"]["images"]
-weights = models.attention_weights(model, data0, test_images, song_of[test_images])
-peak = np.array([w.max() * len(w) for w in weights])
-q = int(np.argmax(peak))
-image, song = int(test_images[q]), int(song_of[test_images[q]])
-ax = models.attention_text(data0.token_lists[song][: len(weights[q])], weights[q],
-                           title=f"{titles[data0.songs[song]]!r} given image {data0.images[image]} "
-                                 f"(tags: {tag_table.set_index('image').loc[data0.images[image], 'top_obj-attr']})")
-report.savefig(ax.figure, STAGE, "attention_view")
-top_words = pd.Series(weights[q], index=data0.token_lists[song][: len(weights[q])]).groupby(level=0).sum()
+view = scoring.attention_view(att_run["model"], data0, att_run["test"]["images"])
+image, song = view["image"], view["song"]
+ax = figures.attention_text(view["words"], view["weights"],
+                            title=f"{titles[data0.songs[song]]!r} given image {data0.images[image]} "
+                                  f"(tags: {tag_table.set_index('image').loc[data0.images[image], 'top_obj-attr']})")
+figures.savefig(ax.figure, STAGE, "attention_view")
+peak = view["peaks"]
 display(Markdown("Most attended words (summed over repeats): "
-                 + ", ".join(f"*{k}* ({v:.3f})" for k, v in top_words.sort_values(ascending=False).head(10).items())
-                 + f". Over all {len(peak)} test images the largest weight is {np.median(peak):.2f}× uniform (median; "
-                 f"max {peak.max():.2f}×): the attention is {'nearly uniform' if np.median(peak) < 1.5 else 'selective'}."))
+                 + ", ".join(f"*{k}* ({v:.3f})" for k, v in view["top_words"].head(10).items())
+                 + f". Over all {len(peak)} test images the largest weight is {peak.median():.2f}× uniform (median; "
+                 f"max {peak.max():.2f}×): the attention is {'nearly uniform' if peak.median() < 1.5 else 'selective'}."))
 
 # %% [markdown]
 # ## Where the synthetic world agrees with the paper's findings
 
 # %%
-found = models.claims(long, ours)
-report.save_table(found, STAGE, "findings")
+found = tables.save_table(experiments.findings(long, ours), STAGE, "findings")
 display(found.drop(columns="key"))
 display(Markdown("\n".join(f"- *{c['finding']}*: holds in **{c['holds (ours)']}** of {c['cells']} cells here, "
                             f"{c['holds (paper)']} in the paper's table." for _, c in found.iterrows())))
 
 # %%
-sig = boot.assign(better=boot["p_not_better"] < 0.025, worse=boot["p_not_better"] > 0.975)
+sig = experiments.significant_cells(boot)
 att_summary = sig.groupby("split")[["better", "worse"]].sum().assign(cells=sig.groupby("split").size())
 display(att_summary)
 display(Markdown(
@@ -271,33 +241,14 @@ display(Markdown(
 # ## Cost
 
 # %%
-cost = runs.groupby(["method", "split"])[["epochs", "best_epoch", "train_s", "score_s"]].mean().round(2)
-pairs = {r["split"]: r["test_pairs"] for r in results}
-cost["test pairs"] = [pairs[s] for _, s in cost.index]
-cost["pairs/s scored"] = (cost["test pairs"] / cost["score_s"]).round(0)
-report.save_table(cost.reset_index(), STAGE, "cost")
-display(cost)
+display(tables.save_table(training.cost_table(runs, results).reset_index(), STAGE, "cost").set_index(["method", "split"]))
 
 # %% [markdown]
 # ## Metrics
 
 # %%
-agg = runs.groupby(["split", "group", "method"])
-flat = {}
-for (s, g, m), frame in agg:
-    for name in metrics.SPLIT_METRICS[s]:
-        flat[f"{s}/{g}/{m}/{name}/mean"] = float(frame[name].mean())
-        flat[f"{s}/{g}/{m}/{name}/std"] = float(frame[name].std(ddof=1)) if len(frame) > 1 else 0.0
-for _, b in boot.iterrows():
-    for k in ("diff", "ci_low", "ci_high", "p_not_better"):
-        flat[f"bootstrap/{b['split']}/{b['tags']}/{b['metric']}/{k}"] = float(b[k])
-flat.update({"bootstrap/attention_better_cells": int(sig["better"].sum()),
-             "bootstrap/attention_worse_cells": int(sig["worse"].sum()), "bootstrap/cells": len(sig)})
-for _, c in found.iterrows():
-    flat[f"findings/{c['key']}/holds_ours"] = int(c["holds (ours)"])
-    flat[f"findings/{c['key']}/holds_paper"] = int(c["holds (paper)"])
-    flat[f"findings/{c['key']}/cells"] = int(c["cells"])
-flat.update({"runs": len(results), "seeds": seeds, "grid_s": grid_s, "gt50_queries": len(gt50_queries),
-             "wall_s": time.perf_counter() - t_start})
-metrics_out = report.save_metrics(STAGE, flat)
+metrics_out = artefacts.write_metrics(STAGE, {
+    **experiments.table2_metrics(runs, sig, found),
+    "runs": len(results), "seeds": seeds, "grid_s": grid_s, "gt50_queries": len(gt50_queries),
+    "wall_s": time.perf_counter() - t_start})
 len(metrics_out)

@@ -53,20 +53,18 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import metrics, models, paths, report
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, tables,
+                 training)
 
 STAGE = "05_song2image"
+READS = ("subset", "splits", "tags")  # notebook 01's subset and splits, notebook 02's tag table
 SPLIT = "dagger"           # Section 5.3: dataset †
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
-subset, splits, tag_table, kv = models.load_experiment(vectors)
-cfg = models.Config.from_params(hidden=hidden, mlp_hidden=mlp_hidden, max_tokens=max_tokens, loss=loss, lr=lr, rho=rho,
-                                eps=eps, batch_pairs=batch_pairs, max_epochs=max_epochs, patience=patience,
-                                val_fraction=val_fraction, top_k=top_k)
-ours = report.source_label(bool(world_truth))
-data = models.build_data(subset, tag_table, group, kv, top_k, max_tokens)
+subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)
+cfg = networks.Config.from_params(**globals())  # the model and training settings of the parameters cell
+ours = tables.source_label(bool(world_truth))
+data = lyricdata.build_data(subset, tag_table, group, kv, top_k, max_tokens)
 display(pd.Series(asdict(cfg), name="setting").to_frame())
 
 # %% [markdown]
@@ -76,19 +74,10 @@ display(pd.Series(asdict(cfg), name="setting").to_frame())
 # the method.
 
 # %%
-idx = models.split_indices(data, splits, SPLIT, seed, val_fraction)
+idx = lyricdata.split_indices(data, splits, SPLIT, seed, val_fraction)
 songs, images = idx["pool"], idx["test"]
-per_song = np.bincount(data.image_song.numpy()[images], minlength=len(data.songs))[songs]
-rng = np.random.default_rng(seed)
-chance = np.concatenate([metrics.first_relevant_ranks(rng.random((len(songs), len(images))),
-                                                       data.image_song.numpy()[images][None] == songs[:, None])
-                         for _ in range(200)])  # 200 random scorers: what ranking by chance gives
-setup = pd.DataFrame([{"what": "lyric queries (test songs)", "count": len(songs)},
-                      {"what": "candidate images", "count": len(images)},
-                      {"what": "correct images per query (median)", "count": float(np.median(per_song))}])
-report.save_table(setup, STAGE, "setup")
-display(setup)
-random_ranking = metrics.summary(chance, models.SONG2IMAGE_METRICS)
+display(tables.save_table(song2image.setup_table(data, songs, images), STAGE, "setup"))
+random_ranking = song2image.chance(data, songs, images)
 display(Markdown("Random ranking: " + ", ".join(f"{n} = {v:.1f}" for n, v in random_ranking.items())))
 
 # %% [markdown]
@@ -98,8 +87,8 @@ display(Markdown("Random ranking: " + ", ".join(f"{n} = {v:.1f}" for n, v in ran
 # Nothing is learnt, so it has no seed.
 
 # %%
-s_schwarz = models.schwarz_scores(data, songs, images)
-r_schwarz = models.song2image_ranks(s_schwarz, data, songs, images)
+s_schwarz = song2image.schwarz_scores(data, songs, images)
+r_schwarz = song2image.song2image_ranks(s_schwarz, data, songs, images)
 
 # %% [markdown]
 # ## Our: the baseline model (no attention), trained on the † training songs
@@ -107,12 +96,13 @@ r_schwarz = models.song2image_ranks(s_schwarz, data, songs, images)
 # part of train); every test image's tag vector is compared by cosine with every test lyric's projection.
 
 # %%
-jobs = [{"method": "Our", "group": group, "split": SPLIT, "seed": seed + k, "keep_model": True} for k in range(seeds)]
+jobs = training.grid_jobs(["Our"], [group], [SPLIT], seeds, seed, keep=SPLIT)
+jobs = [{**j, "keep_model": True} for j in jobs]  # every seed's model scores the images
 t0 = time.perf_counter()
-results = models.run_grid(jobs, {group: data}, splits, cfg, n_jobs, threads, desc="Our (song2image)")
+results = training.run_grid(jobs, {group: data}, splits, cfg, n_jobs, threads, desc="Our (song2image)")
 grid_s = time.perf_counter() - t0
-s_ours = {r["seed"]: models.score(r["model"], data, images, songs).T for r in results}
-r_ours = {k: models.song2image_ranks(s, data, songs, images) for k, s in s_ours.items()}
+s_ours = {r["seed"]: scoring.score(r["model"], data, images, songs).T for r in results}
+r_ours = {k: song2image.song2image_ranks(s, data, songs, images) for k, s in s_ours.items()}
 display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min."))
 
 # %% [markdown]
@@ -121,28 +111,23 @@ display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min."))
 # ×100, in percent like ours. The paper's value in brackets.
 
 # %%
-runs = pd.DataFrame([{"method": "Schwarz", "group": group, "seed": seed, **metrics.summary(r_schwarz, models.SONG2IMAGE_METRICS)}]
-                    + [{"method": "Our", "group": group, "seed": k, **metrics.summary(r, models.SONG2IMAGE_METRICS)}
-                       for k, r in r_ours.items()])
-runs.to_csv(paths.data(STAGE) / "runs.csv", index=False)
-paper = report.paper_results()
-long = models.beside_paper(runs, paper, "image2song Table 3", models.SONG2IMAGE_METRICS, ours, recall_scale=100)
-report.save_table(long.round(3), STAGE, "table3_long")
-report.save_table(long.round(3), STAGE, "headline")  # what the reports index shows
-wide = models.beside_paper_wide(long, ours)
-report.save_table(wide.set_axis([f"{g} {m}" for g, m in wide.columns], axis=1).reset_index(), STAGE, "table3")
+runs = song2image.runs_table(r_schwarz, r_ours, group, seed)
+runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
+long = experiments.table3(runs, ours)
+tables.save_table(long.round(3), STAGE, "table3_long")
+tables.save_table(long.round(3), STAGE, "headline")  # what the reports index shows
+wide = tables.beside_paper_wide(long, ours)
+tables.save_table(tables.flat_columns(wide), STAGE, "table3")
 display(Markdown(f"**Table 3** ({group} tags), {ours}: mean ± std (paper)"))
 display(wide)
-fig = models.beside_paper_bars(long, ours, "Song2image, dataset † (cf. Table 3): ours (synthetic) beside the paper",
-                               random_ranking)
-report.savefig(fig, STAGE, "table3_bars");
+fig = figures.beside_paper_bars(long, ours, f"Song2image, dataset † (cf. Table 3): {ours} beside the paper",
+                                random_ranking)
+figures.savefig(fig, STAGE, "table3_bars");
 
 # %%
-boot = pd.DataFrame([{"metric": n, **metrics.paired_bootstrap(np.stack(list(r_ours.values())), r_schwarz[None], n, 10_000, seed)}
-                     for n in models.SONG2IMAGE_METRICS])
-report.save_table(boot.round(4), STAGE, "bootstrap_our_vs_schwarz")
-display(boot.round(3))
-found = models.agreement(long, ours, "Our", "Schwarz")
+boot = experiments.table3_bootstrap(np.stack(list(r_ours.values())), r_schwarz, metrics.BOOTSTRAP_SAMPLES, seed)
+display(tables.save_table(boot.round(4), STAGE, "bootstrap_our_vs_schwarz").round(3))
+found = tables.agreement(long, ours, "Our", "Schwarz")
 display(Markdown(f"**Agreement with the paper**: Our beats Schwarz in **{found['ours']}** of {found['cells']} metrics here "
                  f"(paired bootstrap over the {len(songs)} queries above: `p_not_better` is the share of resamples where Our "
                  f"is not better), in {found['paper']} of {found['cells']} in the paper's Table 3."))
@@ -153,9 +138,9 @@ display(Markdown(f"**Agreement with the paper**: Our beats Schwarz in **{found['
 
 # %%
 first = min(s_ours)
-queries = models.song2image_queries(s_ours[first], data, songs, images, subset, examples, top_images)
-fig = models.song2image_examples(queries, title=f"Song2image examples, Our (top {top_images}), synthetic world")
-report.savefig(fig, STAGE, "fig9_examples");
+queries = song2image.song2image_queries(s_ours[first], data, songs, images, subset, examples, top_images)
+fig = figures.song2image_examples(queries, title=f"Song2image examples, Our (top {top_images}), {ours}")
+figures.savefig(fig, STAGE, "fig9_examples");
 
 # %% [markdown]
 # ## Which songs find their images
@@ -164,9 +149,8 @@ report.savefig(fig, STAGE, "fig9_examples");
 
 # %%
 titles = subset.drop_duplicates("song_id").set_index("song_id")["title"]
-per_query = pd.DataFrame({"song": [titles[data.songs[s]] for s in songs], "rank Our (mean over seeds)":
-                          np.mean(list(r_ours.values()), axis=0), "rank Schwarz": r_schwarz})
-report.save_table(per_query.round(2), STAGE, "per_query_ranks")
+per_query = song2image.per_query_ranks(data, songs, titles, r_ours, r_schwarz)
+tables.save_table(per_query.round(2), STAGE, "per_query_ranks")
 corr = per_query[["rank Our (mean over seeds)", "rank Schwarz"]].corr(method="spearman").iloc[0, 1]
 display(per_query.sort_values("rank Our (mean over seeds)").head(8))
 display(Markdown(f"Spearman correlation of the two methods' per-query ranks: {corr:.2f} "
@@ -176,16 +160,8 @@ display(Markdown(f"Spearman correlation of the two methods' per-query ranks: {co
 # ## Metrics
 
 # %%
-flat = {}
-for m, frame in runs.groupby("method"):
-    for name in models.SONG2IMAGE_METRICS:
-        flat[f"{m}/{name}/mean"] = float(frame[name].mean())
-        flat[f"{m}/{name}/std"] = float(frame[name].std(ddof=1)) if len(frame) > 1 else 0.0
-for _, b in boot.iterrows():
-    flat[f"bootstrap/{b['metric']}/diff"] = float(b["diff"])
-    flat[f"bootstrap/{b['metric']}/p_not_better"] = float(b["p_not_better"])
-flat.update({"agreement/our_beats_schwarz_ours": found["ours"], "agreement/our_beats_schwarz_paper": found["paper"],
-             "agreement/cells": found["cells"], "queries": len(songs), "candidates": len(images), "seeds": seeds,
-             "grid_s": grid_s, "wall_s": time.perf_counter() - t_start, "synthetic": bool(world_truth)})
-metrics_out = report.save_metrics(STAGE, flat)
+metrics_out = artefacts.write_metrics(STAGE, {
+    **experiments.table3_metrics(runs, boot, found),
+    "queries": len(songs), "candidates": len(images), "seeds": seeds, "grid_s": grid_s,
+    "wall_s": time.perf_counter() - t_start, "synthetic": bool(world_truth)})
 len(metrics_out)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,18 +44,16 @@ seed = 0
 import platform
 import time
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import mrcca, musicvideos, paths, report
+from i2s import artefacts, experiments, figures, mrcca, musicvideos, paths, tables
 
 STAGE = "06_mrcca"
+READS = ()  # the music-video world is the parameter mv_world_root
 k_values, d_values = list(range(k_min, k_max + 1)), list(range(d_min, d_max + 1))
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
 world = musicvideos.load(paths.resolve(mv_world_root))
-ours = report.source_label(True)
+ours = tables.source_label(True)
 meta = world.meta
 blocks = {"image_blocks": [slice(a, b) for _, a, b, _ in meta["image_blocks"]],
           "image_metrics": [m for *_, m in meta["image_blocks"]],
@@ -70,7 +70,7 @@ data = dict(music=world.music, images=world.images, frame_segment=world.frames["
 shape = {"videos": world.segments["video"].nunique(), "segments": len(world.segments), "pairs": len(world.frames),
          "train_segments": n_train, "prefer_mv_rate_pct": 100 * world.prefs["prefers_mv"].mean(),
          "music_dim": world.music.shape[1], "image_dim": world.images.shape[1]}
-display(report.save_table(report.compare_facts(shape, ours), STAGE, "data_shape"))
+display(tables.save_table(tables.compare_facts(shape, ours), STAGE, "data_shape"))
 display(pd.DataFrame(meta["image_blocks"], columns=["image descriptor", "from", "to", "distance"]))
 
 # %% [markdown]
@@ -82,7 +82,7 @@ display(pd.DataFrame(meta["image_blocks"], columns=["image descriptor", "from", 
 frames_v = world.frames.merge(world.segments, on="segment")
 examples = {f"video {v}": [str(world.root / "frames" / f) for f in frames_v.loc[frames_v["video"] == v, "file"].head(6)]
             for v in world.segments["video"].drop_duplicates().sample(5, random_state=seed)}
-report.savefig(report.image_grid(examples, 6, title="Key frames of five music videos (synthetic)"), STAGE, "key_frames");
+figures.savefig(figures.image_grid(examples, 6, title="Key frames of five music videos (synthetic)"), STAGE, "key_frames");
 
 # %% [markdown]
 # ## The paper's first observation: music space has the simpler cluster structure
@@ -91,9 +91,9 @@ report.savefig(report.image_grid(examples, 6, title="Key frames of five music vi
 ks = list(range(3, 21))
 structure = pd.DataFrame({"K": ks, "music": mrcca.cluster_structure(world.music, ks, seed),
                           "image": mrcca.cluster_structure(world.images, ks, seed)})
-report.save_table(structure, STAGE, "cluster_structure")
+tables.save_table(structure, STAGE, "cluster_structure")
 ax = structure.plot(x="K", y=["music", "image"], marker="o", figsize=(6, 3.2), title="Silhouette of k-means clusters")
-report.savefig(ax.figure, STAGE, "cluster_structure");
+figures.savefig(ax.figure, STAGE, "cluster_structure");
 
 # %% [markdown]
 # ## Figure 2A: consistency against the number of clusters (1/d = 1/6)
@@ -102,11 +102,10 @@ report.savefig(ax.figure, STAGE, "cluster_structure");
 t0 = time.time()
 runs_k = mrcca.sweep([{"K": k, "d": d_for_k_sweep, "seed": seed + r} for k in k_values for r in range(repeats)],
                      n_jobs, "Fig. 2A runs", **data)
-runs_k.to_csv(paths.data(STAGE) / "fig2a_runs.csv", index=False)
+runs_k.to_csv(paths.output(STAGE, "fig2a_runs.csv"), index=False)
 methods = list(mrcca.METHODS)
-fig2a = runs_k.groupby("K")[methods].agg(["mean", "std"]).round(4)
-report.save_table(fig2a.reset_index().set_axis(["K"] + [f"{m} {s}" for m, s in fig2a.columns], axis=1), STAGE, "fig2a")
-report.savefig(report.mean_std_lines(runs_k, "K", methods, f"Consistency vs K (1/d = 1/{d_for_k_sweep}), synthetic",
+tables.save_table(experiments.mrcca_curve(runs_k, "K", methods).round(4), STAGE, "fig2a")
+figures.savefig(figures.mean_std_lines(runs_k, "K", methods, f"Consistency vs K (1/d = 1/{d_for_k_sweep}), synthetic",
                                      "consistency with labelers").figure, STAGE, "fig2a_consistency_vs_k")
 print(f"{len(runs_k)} fits in {time.time() - t0:.0f} s")
 
@@ -116,11 +115,10 @@ print(f"{len(runs_k)} fits in {time.time() - t0:.0f} s")
 # %%
 runs_d = mrcca.sweep([{"K": k_for_d_sweep, "d": d, "seed": seed + r} for d in d_values for r in range(repeats)],
                      n_jobs, "Fig. 2B runs", **data)
-runs_d.to_csv(paths.data(STAGE) / "fig2b_runs.csv", index=False)
+runs_d.to_csv(paths.output(STAGE, "fig2b_runs.csv"), index=False)
 runs_d["1/d"] = 1 / runs_d["d"]
-fig2b = runs_d.groupby("d")[methods].agg(["mean", "std"]).round(4)
-report.save_table(fig2b.reset_index().set_axis(["d"] + [f"{m} {s}" for m, s in fig2b.columns], axis=1), STAGE, "fig2b")
-report.savefig(report.mean_std_lines(runs_d, "1/d", methods, f"Consistency vs 1/d (K = {k_for_d_sweep}), synthetic",
+tables.save_table(experiments.mrcca_curve(runs_d, "d", methods).round(4), STAGE, "fig2b")
+figures.savefig(figures.mean_std_lines(runs_d, "1/d", methods, f"Consistency vs 1/d (K = {k_for_d_sweep}), synthetic",
                                      "consistency with labelers").figure, STAGE, "fig2b_consistency_vs_d")
 
 # %% [markdown]
@@ -130,18 +128,7 @@ report.savefig(report.mean_std_lines(runs_d, "1/d", methods, f"Consistency vs 1/
 runs_ref = mrcca.sweep([{"K": table1_k, "d": table1_d, "seed": seed + r, "references": ref}
                         for ref in ("local", "global") for r in range(table1_repeats)], 1, "Table 1 runs", **data)
 t1 = runs_ref.groupby("references")[["mr-cca", "fit_s"]].mean()
-paper = report.paper_results().query("table == 'MR-CCA Table 1'")
-pv = lambda method, metric: float(paper.loc[(paper["method"] == method) & (paper["metric"] == metric), "value"].iloc[0])  # noqa: E731
-table1 = pd.DataFrame([
-    {"quantity": f"{ref} references: consistency %", ours: 100 * t1.loc[ref, "mr-cca"],
-     "paper": pv(f"MR-CCA {ref} reference", "consistency %")} for ref in ("local", "global")] + [
-    {"quantity": f"{ref} references: training s", ours: t1.loc[ref, "fit_s"],
-     "paper": pv(f"MR-CCA {ref} reference", "training s")} for ref in ("local", "global")] + [
-    {"quantity": "global / local training time", ours: t1.loc["global", "fit_s"] / t1.loc["local", "fit_s"],
-     "paper": pv("MR-CCA global reference", "training s") / pv("MR-CCA local reference", "training s")}])
-table1["difference"] = table1[ours] - table1["paper"]
-report.save_table(table1.round(3), STAGE, "table1_local_vs_global")
-display(table1.round(3))
+display(tables.save_table(experiments.mrcca_table1(runs_ref, ours).round(3), STAGE, "table1_local_vs_global"))
 display(Markdown(f"Ours ran on this machine: {platform.processor() or platform.machine()}, "
                  f"{__import__('os').cpu_count()} cores, one fit at a time (the paper: one 2.80 GHz CPU, 16 GB RAM). "
                  "Seconds are not comparable across machines and data sizes; the ratio is."))
@@ -151,21 +138,10 @@ display(Markdown(f"Ours ran on this machine: {platform.processor() or platform.m
 
 # %%
 all_runs = pd.concat([runs_k, runs_d.drop(columns="1/d")], ignore_index=True)
-mean_by_cfg = all_runs.groupby(["K", "d"])[methods + [f"{m} unanimous" for m in methods]].mean()
-best_cfg = mean_by_cfg["mr-cca"].idxmax()
-best_unan = mean_by_cfg["mr-cca unanimous"].idxmax()
 human = mrcca.human_reference(world.prefs, mrcca.repeat_split(len(world.music), n_train, seed))
-best = pd.DataFrame([
-    {"quantity": f"best MR-CCA consistency % (K={best_cfg[0]}, d={best_cfg[1]}; paper K=13, d=6)",
-     ours: 100 * mean_by_cfg.loc[best_cfg, "mr-cca"], "paper": 81.23},
-    {"quantity": f"best MR-CCA on unanimous pairs % (K={best_unan[0]}, d={best_unan[1]}; paper: 'some human-labelled pairs', K=5, d=5)",
-     ours: 100 * mean_by_cfg.loc[best_unan, "mr-cca unanimous"], "paper": 84.52},
-    {"quantity": "test votes for the music-video pair %", ours: 100 * human["votes for the music-video pair"], "paper": 89.2},
-    {"quantity": "a labeler agrees with the other labelers' majority %",
-     ours: 100 * human["labeler agrees with the other labelers' majority"], "paper": np.nan}])
-best["difference"] = best[ours] - best["paper"]
-report.save_table(best.round(2), STAGE, "best_consistency")
-display(best.round(2))
+best, best_cfg, best_unan = experiments.mrcca_best(all_runs, human, methods, ours)
+display(tables.save_table(best.round(2), STAGE, "best_consistency"))
+mean_by_cfg = all_runs.groupby(["K", "d"])[methods + [f"{m} unanimous" for m in methods]].mean()
 
 # %%
 display(Markdown("\n".join(f"- {line}" for line in mrcca.findings(runs_k, runs_d, runs_ref))))
@@ -182,7 +158,7 @@ display(Markdown("\n".join(f"- {line}" for line in mrcca.findings(runs_k, runs_d
 # %%
 summary = runs_k.groupby("K")[methods].mean()
 at_k10 = {f"{m.replace('-', '')}_k10_d{d_for_k_sweep}": float(summary.loc[10, m]) for m in methods} if 10 in summary.index else {}
-metrics = report.save_metrics(STAGE, {**at_k10,
+metrics = artefacts.write_metrics(STAGE, {**at_k10,
     "best_mrcca_consistency": float(mean_by_cfg.loc[best_cfg, "mr-cca"]), "best_K": int(best_cfg[0]), "best_d": int(best_cfg[1]),
     "best_mrcca_unanimous": float(mean_by_cfg.loc[best_unan, "mr-cca unanimous"]),
     "mrcca_beats_ccca_share_of_k": float((summary["mr-cca"] > summary["c-cca"]).mean()),

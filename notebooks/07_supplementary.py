@@ -18,7 +18,7 @@
 # The supplement's ablations on the songs with more than 50 triplets: the post's mood combined with the lyric (Our-mood), average against max pooling of the tag matrix, and the MSE, CPL and MRL losses, plus a symmetric InfoNCE loss with a learnt temperature (beyond the paper), each beside the paper's table.
 #
 # Paper: Li, Hu, Lu, *Image2song*, supplement 9 (also the separate supplement, Section 2). Every variant is trained
-# by its own cached DVC stage (`07_variants@<name>`, `i2s.models.run_variant`); this notebook only reads their
+# by its own cached DVC stage (`07_variants@<name>`, `i2s.supplement.run_variant`); this notebook only reads their
 # runs. The photos, lyrics and tags are those of the **synthetic** world: every number below is a synthetic result,
 # shown next to the paper's, never in its place.
 
@@ -26,6 +26,15 @@
 world_truth = "data/00_world/truth"  # data_stats.world_truth; empty for real data (labels say so)
 more_than = 50             # supplementary section: the songs with more than this many triplets
 seed = 0                   # bootstrap seed
+variants = {               # the variant stages 07_variants@<name> whose runs this notebook reads (their settings)
+    "paper_methods": {"methods": ["BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention"],
+                      "groups": ["obj", "attr", "obj-attr"]},
+    "mood": {"methods": ["Our-mood"], "groups": ["obj", "attr", "obj-attr"]},
+    "max_pooling": {"methods": ["Our-attention"], "groups": ["obj-attr"], "pooling": "max"},
+    "cpl": {"methods": ["Our-attention"], "groups": ["obj-attr"], "loss": "cpl"},
+    "mrl": {"methods": ["Our-attention"], "groups": ["obj-attr"], "loss": "mrl"},
+    "infonce": {"methods": ["Our-attention"], "groups": ["obj-attr"], "loss": "infonce"},
+}
 
 # %%
 import time
@@ -33,21 +42,15 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import models, paths, report, tags
+from i2s import artefacts, experiments, figures, metrics, paths, tables
 
 STAGE = "07_supplementary"
-VARIANTS = ("paper_methods", "mood", "max_pooling", "cpl", "mrl", "infonce")  # the 07_variants stages read here
-BOOTSTRAP = 10_000
+READS = ("subset", "triplets", "tags", "variant")  # notebook 01's subset and triplets, 02's tags, every variant's runs
 t_start = time.perf_counter()
-for d in (paths.data(STAGE), paths.figures(STAGE)):
-    d.mkdir(parents=True, exist_ok=True)
-subset = pd.read_csv(paths.data("01_data_stats") / "subset.csv", keep_default_na=False)
-triplets = pd.read_csv(paths.data("01_data_stats") / "triplets.csv", keep_default_na=False)
-tag_table = tags.load_tags()
-ours = report.source_label(bool(world_truth))
-paper = report.paper_results()
-runs, ranks = models.load_variants(VARIANTS)
-runs.to_csv(paths.data(STAGE) / "runs.csv", index=False)
+subset, triplets, tag_table = artefacts.read("subset"), artefacts.read("triplets"), artefacts.read("tags")
+ours = tables.source_label(bool(world_truth))
+runs, ranks = artefacts.read_variants(list(variants))
+runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
 
 # %% [markdown]
 # ## Protocol: queries and candidate pool
@@ -59,25 +62,12 @@ runs.to_csv(paths.data(STAGE) / "runs.csv", index=False)
 # uses a validation part of the § training images, never these queries.
 
 # %%
-gt = triplets["song_id"].value_counts()
-frequent = gt[gt > more_than].index
-tagged = tag_table[tag_table["song_id"].isin(frequent)]
+display(tables.save_table(experiments.supplement_protocol(runs, ranks, triplets, tag_table, subset, more_than), STAGE,
+                          "protocol"))
 first = runs.iloc[0]
-mood_share = (triplets["mood"].str.strip() != "").mean()
-q_mood = ranks.drop_duplicates("image")["image"].map(triplets.drop_duplicates("image").set_index("image")["mood"])
-protocol = pd.DataFrame([
-    {"what": f"songs with more than {more_than} triplets (candidate pool)", "count": int(first["pool"])},
-    {"what": "their triplets in the refined data", "count": int(gt[frequent].sum())},
-    {"what": "their tagged photos", "count": len(tagged)},
-    {"what": "  of which in the 5-per-song subset", "count": int(tagged["image"].isin(set(subset["image"])).sum())},
-    {"what": "query images (not trained on)", "count": int(first["queries"])},
-    {"what": "triplets with a mood, % (paper: 18.6)", "count": round(100 * mood_share, 1)},
-    {"what": "query images with a mood, %", "count": round(100 * (q_mood.str.strip() != "").mean(), 1)}])
-report.save_table(protocol, STAGE, "protocol")
-display(protocol)
 all_photos = int(first["queries"]) > int(first["pool"])
 n_pool = int(first["pool"])
-chance = {**{f"R@{k}": 100 * min(k, n_pool) / n_pool for k in (1, 3, 5, 10)}, "Med r": (n_pool + 1) / 2}
+chance = metrics.chance(n_pool, experiments.SUPPLEMENT_METRICS)
 display(Markdown(
     f"**This run {'tags every photo' if all_photos else 'tags only the 5-per-song subset'} of the frequent songs** "
     f"(notebook 02's `tag_songs_gt50` = {int(all_photos)}): {int(first['queries'])} queries for {int(first['pool'])} songs"
@@ -93,23 +83,20 @@ display(Markdown(
 # query image's mood is combined with every candidate lyric. Mean ± std over seeds, the paper's value in brackets.
 
 # %%
-name1, names1 = models.SUPPLEMENT_TABLES["mood"]
-t1_runs = runs[runs["variant"].isin(["paper_methods", "mood"])]
-t1_runs = t1_runs.set_index("method").loc[[m for m in models.SUPPLEMENT_METHODS if m in set(t1_runs["method"])]].reset_index()
-t1 = models.beside_paper(t1_runs, paper, name1, names1, ours)
-report.save_table(t1.round(3), STAGE, "supp_table1_long")
-w1 = models.beside_paper_wide(t1, ours)
-report.save_table(w1.set_axis([f"{g} {m}" for g, m in w1.columns], axis=1).reset_index(), STAGE, "supp_table1")
+t1 = experiments.supplement_table1(runs, ours)
+tables.save_table(t1.round(3), STAGE, "supp_table1_long")
+w1 = tables.beside_paper_wide(t1, ours)
+tables.save_table(tables.flat_columns(w1), STAGE, "supp_table1")
 display(w1)
-fig = models.beside_paper_bars(t1[t1["tags"] == "obj-attr"], ours, "Supplement Table 1, obj-attr tags: ours (synthetic) beside the paper", chance)
-report.savefig(fig, STAGE, "supp_table1_bars");
+fig = figures.beside_paper_bars(t1[t1["tags"] == "obj-attr"], ours,
+                                f"Supplement Table 1, obj-attr tags: {ours} beside the paper", chance)
+figures.savefig(fig, STAGE, "supp_table1_bars");
 
 # %%
-mood_vs = [("mood", "Our-mood", "paper_methods", "Our"), ("mood", "Our-mood", "paper_methods", "Our-attention")]
-boot1 = pd.DataFrame([row for va, a, vb, b in mood_vs for g in sorted(set(t1["tags"]))
-                      for row in models.variant_bootstrap(ranks, (va, a), (vb, b), g, samples=BOOTSTRAP, seed=seed)])
-report.save_table(boot1.round(4), STAGE, "bootstrap_mood")
-found1 = {b: models.agreement(t1, ours, "Our-mood", b) for b in ("Our", "Our-attention")}
+boot1 = experiments.variant_bootstraps(ranks, [(("mood", "Our-mood"), ("paper_methods", b)) for b in ("Our", "Our-attention")],
+                                       sorted(set(t1["tags"])), metrics.BOOTSTRAP_SAMPLES, seed)
+tables.save_table(boot1.round(4), STAGE, "bootstrap_mood")
+found1 = {b: tables.agreement(t1, ours, "Our-mood", b) for b in ("Our", "Our-attention")}
 display(boot1.round(3))
 display(Markdown("**Agreement with the paper**: " + "; ".join(
     f"Our-mood beats {b} in **{f['ours']}** of {f['cells']} cells here, {f['paper']} in the paper" for b, f in found1.items())
@@ -120,21 +107,15 @@ display(Markdown("**Agreement with the paper**: " + "; ".join(
 # ## Supplement Table 2: average against max pooling of the tag matrix (Our-attention, obj-attr tags)
 
 # %%
-attention = runs[(runs["method"] == "Our-attention") & (runs["group"] == "obj-attr")]
-pool_label = lambda r: f"Our-attention {'average' if r['pooling'] == 'mean' else 'max'} pooling"  # noqa: E731
-name2, names2 = models.SUPPLEMENT_TABLES["pooling"]
-t2_runs = attention[attention["variant"].isin(["paper_methods", "max_pooling"])]
-t2_runs = t2_runs.assign(method=t2_runs.apply(pool_label, axis=1))
-t2 = models.beside_paper(t2_runs, paper, name2, names2, ours)
-report.save_table(t2.round(3), STAGE, "supp_table2_pooling_long")
-w2 = models.beside_paper_wide(t2, ours)
-report.save_table(w2.set_axis([m for _, m in w2.columns], axis=1).reset_index(), STAGE, "supp_table2_pooling")
+t2 = experiments.supplement_table2(runs, ours)
+tables.save_table(t2.round(3), STAGE, "supp_table2_pooling_long")
+w2 = tables.beside_paper_wide(t2, ours)
+tables.save_table(tables.flat_columns(w2, tags=False), STAGE, "supp_table2_pooling")
 display(w2)
-found2 = models.agreement(t2, ours, "Our-attention average pooling", "Our-attention max pooling")
-boot2 = pd.DataFrame(models.variant_bootstrap(ranks, ("paper_methods", "Our-attention"), ("max_pooling", "Our-attention"),
-                                              samples=BOOTSTRAP, seed=seed))
-report.save_table(boot2.round(4), STAGE, "bootstrap_pooling")
-display(boot2.round(3))
+found2 = tables.agreement(t2, ours, "Our-attention average pooling", "Our-attention max pooling")
+boot2 = experiments.variant_bootstraps(ranks, [(("paper_methods", "Our-attention"), ("max_pooling", "Our-attention"))],
+                                       ["obj-attr"], metrics.BOOTSTRAP_SAMPLES, seed)
+display(tables.save_table(boot2.round(4), STAGE, "bootstrap_pooling").round(3))
 display(Markdown(f"**Agreement with the paper**: average pooling beats max pooling in **{found2['ours']}** of "
                  f"{found2['cells']} metrics here, {found2['paper']} of {found2['cells']} in the paper "
                  "(`p_not_better`: share of resamples where average pooling is not better)."))
@@ -147,38 +128,28 @@ display(Markdown(f"**Agreement with the paper**: average pooling beats max pooli
 # lyric and lyric → image, averaged. The paper has no InfoNCE row (—).
 
 # %%
-loss_label = lambda r: f"Our-attention {'InfoNCE' if r['loss'] == 'infonce' else r['loss'].upper()}"  # noqa: E731
-name4, names4 = models.SUPPLEMENT_TABLES["loss"]
-t4_runs = attention[attention["variant"].isin(["paper_methods", "cpl", "mrl", "infonce"])]
-t4_runs = t4_runs.assign(method=t4_runs.apply(loss_label, axis=1))
-order = ["MRL", "CPL", "MSE", "InfoNCE"]  # the paper's row order, then ours
-t4_runs = t4_runs.set_index("method").loc[[f"Our-attention {o}" for o in order if f"Our-attention {o}" in set(t4_runs["method"])]].reset_index()
-t4 = models.beside_paper(t4_runs, paper, name4, names4, ours)
-report.save_table(t4.round(3), STAGE, "supp_table4_loss_long")
-w4 = models.beside_paper_wide(t4, ours)
-report.save_table(w4.set_axis([m for _, m in w4.columns], axis=1).reset_index(), STAGE, "supp_table4_loss")
+t4 = experiments.supplement_table4(runs, ours)
+tables.save_table(t4.round(3), STAGE, "supp_table4_loss_long")
+w4 = tables.beside_paper_wide(t4, ours)
+tables.save_table(tables.flat_columns(w4, tags=False), STAGE, "supp_table4_loss")
 display(w4)
-fig = models.beside_paper_bars(pd.concat([t2, t4]).drop_duplicates(["method", "metric"]), ours,
-                               "Supplement Tables 2 and 4 (Our-attention, obj-attr): ours (synthetic) beside the paper", chance)
-report.savefig(fig, STAGE, "supp_pooling_loss_bars");
+fig = figures.beside_paper_bars(pd.concat([t2, t4]).drop_duplicates(["method", "metric"]), ours,
+                                f"Supplement Tables 2 and 4 (Our-attention, obj-attr): {ours} beside the paper", chance)
+figures.savefig(fig, STAGE, "supp_pooling_loss_bars");
 
 # %%
 pairs4 = [("MSE", "CPL"), ("MSE", "MRL"), ("CPL", "MRL"), ("InfoNCE", "MSE")]
-found4 = {(a, b): models.agreement(t4, ours, f"Our-attention {a}", f"Our-attention {b}") for a, b in pairs4[:3]}
+found4 = {(a, b): tables.agreement(t4, ours, f"Our-attention {a}", f"Our-attention {b}") for a, b in pairs4[:3]}
 variant_of = {"MSE": "paper_methods", "CPL": "cpl", "MRL": "mrl", "InfoNCE": "infonce"}
-boot4 = pd.DataFrame([{**row, "a": a, "b": b} for a, b in pairs4
-                      for row in models.variant_bootstrap(ranks, (variant_of[a], "Our-attention"),
-                                                          (variant_of[b], "Our-attention"), samples=BOOTSTRAP, seed=seed)])
-report.save_table(boot4.round(4), STAGE, "bootstrap_loss")
-display(boot4.round(3))
+boot4 = experiments.variant_bootstraps(
+    ranks, [((variant_of[a], "Our-attention"), (variant_of[b], "Our-attention")) for a, b in pairs4], ["obj-attr"],
+    metrics.BOOTSTRAP_SAMPLES, seed)
+display(tables.save_table(boot4.round(4), STAGE, "bootstrap_loss").round(3))
 mean4 = t4.pivot_table(index="method", columns="metric", values=ours, sort=False)
-ranked = mean4.sort_values(["R@10", "Med r"], ascending=[False, True])  # by R@10, then Med r
-key = list(zip(ranked["R@10"].round(6), ranked["Med r"].round(6)))
-loss_order = ranked.index[0].split()[-1] + "".join((" = " if key[i] == key[i - 1] else " > ") + ranked.index[i].split()[-1]
-                                                   for i in range(1, len(key)))
 display(Markdown("**Agreement with the paper** (which loss ranks first): " + "; ".join(
     f"{a} beats {b} in **{f['ours']}** of {f['cells']} metrics here, {f['paper']} in the paper" for (a, b), f in found4.items())
-    + f". Ordered by R@10 (then Med r) the losses rank **{loss_order}** here; the paper's order is MSE > CPL > MRL. InfoNCE against MSE: "
+    + f". Ordered by R@10 (then Med r) the losses rank **{experiments.loss_order(t4, ours)}** here; the paper's order "
+      "is MSE > CPL > MRL. InfoNCE against MSE: "
       f"R@10 {mean4.loc['Our-attention InfoNCE', 'R@10']:.1f} vs {mean4.loc['Our-attention MSE', 'R@10']:.1f}, "
       f"Med r {mean4.loc['Our-attention InfoNCE', 'Med r']:.1f} vs {mean4.loc['Our-attention MSE', 'Med r']:.1f} "
       "(bootstrap above)."))
@@ -187,37 +158,22 @@ display(Markdown("**Agreement with the paper** (which loss ranks first): " + "; 
 # ## Headline: R@10 of every method and variant on obj-attr tags (the reports index shows this table)
 
 # %%
-rows = pd.concat([t1[t1["tags"] == "obj-attr"], t2[t2["method"].str.endswith("max pooling")],
-                  t4[t4["method"] != "Our-attention MSE"]])  # Our-attention MSE, average pooling = Table 1's Our-attention
-headline = rows[rows["metric"] == "R@10"].reset_index(drop=True)
-report.save_table(headline.round(3), STAGE, "headline")
+headline = tables.save_table(experiments.supplement_headline(t1, t2, t4).round(3), STAGE, "headline")
 display(headline.round(2))
 
 # %% [markdown]
 # ## Training cost per variant
 
 # %%
-cost = runs.groupby(["variant", "method"], sort=False)[["epochs", "best_epoch", "train_s", "score_s"]].mean().round(2)
-cost["runs"] = runs.groupby(["variant", "method"], sort=False).size()
-report.save_table(cost.reset_index(), STAGE, "cost")
-display(cost)
+display(tables.save_table(experiments.supplement_cost(runs).reset_index(), STAGE, "cost"))
 
 # %% [markdown]
 # ## Metrics
 
 # %%
-flat = {}
-for table, long in (("mood", t1), ("pooling", t2), ("loss", t4)):
-    for _, r in long.iterrows():
-        key = f"{table}/{r['method']}/{r['tags']}/{r['metric']}"
-        flat[f"{key}/mean"], flat[f"{key}/std"] = float(r[ours]), float(r["std"])
-for b, f in found1.items():
-    flat[f"agreement/mood_beats_{b}/ours"], flat[f"agreement/mood_beats_{b}/paper"] = f["ours"], f["paper"]
-flat["agreement/average_beats_max/ours"], flat["agreement/average_beats_max/paper"] = found2["ours"], found2["paper"]
-for (a, b), f in found4.items():
-    flat[f"agreement/{a}_beats_{b}/ours"], flat[f"agreement/{a}_beats_{b}/paper"] = f["ours"], f["paper"]
-flat.update({"pool": int(first["pool"]), "queries": int(first["queries"]), "all_photos_tagged": all_photos,
-             "runs": len(runs), "train_s_total": float(runs["train_s"].sum()), "wall_s": time.perf_counter() - t_start,
-             "synthetic": bool(world_truth)})
-metrics_out = report.save_metrics(STAGE, flat)
+metrics_out = artefacts.write_metrics(STAGE, {
+    **experiments.supplement_metrics(t1, t2, t4, ours, found1, found2, found4),
+    "pool": int(first["pool"]), "queries": int(first["queries"]), "all_photos_tagged": all_photos,
+    "runs": len(runs), "train_s_total": float(runs["train_s"].sum()), "wall_s": time.perf_counter() - t_start,
+    "synthetic": bool(world_truth)})
 len(metrics_out)

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from i2s import explore, models
+from i2s import explore, lyricdata, networks
 
 ex = explore.Explorer(threads=threads)
 rng = np.random.default_rng(seed)
@@ -54,8 +54,8 @@ display(Markdown("**Ready**: every artefact is there." if not missing else
 # and the ranking follows. ▲ marks the photo's own song when it is in the library.
 
 # %%
-method = w.Dropdown(options=models.METHODS, value="Our-attention", description="model")
-group = w.ToggleButtons(options=models.GROUPS, value="obj-attr", description="tags")
+method = w.Dropdown(options=networks.METHODS, value="Our-attention", description="model")
+group = w.ToggleButtons(options=lyricdata.GROUPS, value="obj-attr", description="tags")
 reload_button = w.Button(description="reload", icon="refresh", tooltip="re-read the artefacts of the last dvc repro")
 photo = w.Combobox(placeholder="a photo of the world, e.g. IMG_0000010.jpg", description="photo", ensure_option=True)
 random_button = w.Button(description="random photo", icon="random")

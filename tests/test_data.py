@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from i2s import data
+from i2s import shuttersong as data
 
 EN = ("Oh baby I remember the summer night we danced under the stars and the ocean waves were singing "
       "our song forever and ever I will hold you close tonight and never let you go away again ") * 3

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from i2s import explore, models, paths, tags
+from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scoring, tagging, tagtable
 
 OBJECTS = ["sun", "wave", "tree", "snowman"]
 ATTRIBUTES = ["blue", "white", "small"]
 LYRIC_WORDS = ["surf", "tide", "coral", "sleigh", "frost", "mitten", "baby", "tonight", "dream", "heart"]
-CFG = models.Config(hidden=6, mlp_hidden=10, attention=5, top_k=3)
+CFG = networks.Config(hidden=6, mlp_hidden=10, attention=5, top_k=3)
 SAVED_GROUPS = ("obj", "obj-attr")  # attr is left out on purpose: a group without models
 
 
@@ -58,17 +58,17 @@ def world(tmp_path_factory):
         mp.setenv("I2S_ROOT", str(root))
         subset = _write_world(root)
         torch.manual_seed(0)
-        det = tags.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, min_size=64, max_size=64)
-        tags.save_checkpoint(det, paths.data(tags.STAGE) / tags.CHECKPOINT_FILE)
-        preds = tags.predict(det, subset["image_path"].tolist(), threads=1)
-        tags.save_tags(tags.tag_table(preds, subset[["image", "image_path", "song_id"]], OBJECTS, ATTRIBUTES))
+        det = detector.build_detector(OBJECTS, ATTRIBUTES, "efficientnet_lite0", pretrained=False, min_size=64, max_size=64)
+        detector.save_checkpoint(det, artefacts.path("detector"))
+        preds = tagging.predict(det, subset["image_path"].tolist(), threads=1)
+        artefacts.write("tags", tagtable.tag_table(preds, subset[["image", "image_path", "song_id"]], OBJECTS, ATTRIBUTES))
         for group in SAVED_GROUPS:  # the Data a model is built on, as notebook 04 builds it
-            data = models.build_data(subset, tags.load_tags(), group, explore.text.vectors(str(root / "vectors.txt")),
+            data = lyricdata.build_data(subset, artefacts.read("tags"), group, explore.text.vectors(str(root / "vectors.txt")),
                                      CFG.top_k, CFG.max_tokens)
-            for method in models.METHODS:
+            for method in networks.METHODS:
                 torch.manual_seed(0)
-                model = models.build_model(method, data, CFG, np.arange(5))
-                models.save_model(model, paths.lyric_model_file(method, group), data, method, np.arange(5))
+                model = networks.build_model(method, data, CFG, np.arange(5))
+                persistence.save_model(model, persistence.model_file(method, group), data, method, np.arange(5))
         yield root, explore.Explorer()
 
 
@@ -81,13 +81,13 @@ def test_missing_artefacts_say_what_to_run(in_tmp_root):
 
 def test_a_world_photo_is_ranked_exactly_as_its_row_of_the_data(world):
     root, ex = world
-    assert ex.methods() == list(models.METHODS) and ex.groups() == list(SAVED_GROUPS)
+    assert ex.methods() == list(networks.METHODS) and ex.groups() == list(SAVED_GROUPS)
     q = ex.tag_image("IMG_031.png")
     assert q.song_id == "song_03" and q.image.shape == (3, 64, 64) and q.top("obj")[0] in OBJECTS
-    for method in models.METHODS:
+    for method in networks.METHODS:
         data, model = ex.data("obj-attr"), ex.model(method, "obj-attr")
         top = ex.songs_for(q, method, "obj-attr", k=5)
-        expect = models.score(model, data, [data.image_index()["IMG_031.png"]], np.arange(len(data.songs)))[0]
+        expect = scoring.score(model, data, [data.image_index()["IMG_031.png"]], np.arange(len(data.songs)))[0]
         order = np.argsort(-expect, kind="stable")
         assert top["song_id"].tolist() == [data.songs[j] for j in order[:5]]
         np.testing.assert_allclose(top["score"], expect[order[:5]], atol=1e-5)
@@ -142,9 +142,9 @@ def test_lyric_to_images_for_a_song_and_for_the_same_words_typed(world):
     _, ex = world
     data = ex.data("obj")
     lyric = ex.library().set_index("song_id").at["song_02", "lyric"]
-    for method in models.METHODS:
+    for method in networks.METHODS:
         by_id = ex.images_for("song_02", method, "obj", k=6)
-        expect = models.score(ex.model(method, "obj"), data, np.arange(len(data.images)), [2])[:, 0]
+        expect = scoring.score(ex.model(method, "obj"), data, np.arange(len(data.images)), [2])[:, 0]
         order = np.argsort(-expect, kind="stable")[:6]
         assert by_id["image"].tolist() == [data.images[i] for i in order]
         assert by_id["of_this_song"].tolist() == [data.image_song[i].item() == 2 for i in order]
@@ -162,10 +162,10 @@ def test_a_new_repro_is_picked_up_without_a_new_explorer(world):
     before = ex.songs_for(q, "Our", "obj")["score"].to_numpy()
     data = ex.data("obj")
     torch.manual_seed(123)
-    retrained = models.build_model("Our", data, CFG, np.arange(5))
-    models.save_model(retrained, paths.lyric_model_file("Our", "obj"), data, "Our", np.arange(5))
+    retrained = networks.build_model("Our", data, CFG, np.arange(5))
+    persistence.save_model(retrained, persistence.model_file("Our", "obj"), data, "Our", np.arange(5))
     after = ex.songs_for(q, "Our", "obj")
-    expect = np.sort(models.score(retrained, data, [data.image_index()["IMG_010.png"]], np.arange(8))[0])[::-1]
+    expect = np.sort(scoring.score(retrained, data, [data.image_index()["IMG_010.png"]], np.arange(8))[0])[::-1]
     np.testing.assert_allclose(after["score"], expect, atol=1e-5)
     assert not np.allclose(after["score"].to_numpy(), before)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from i2s import models
+from i2s import losses, lyricdata, networks, persistence, scoring, training
 
 # a tiny world: two themes, each with its own lyric words and its own image tags
 THEMES = {"beach": (["surf", "tide", "sunscreen", "coral"], ["umbrella", "wave", "sun"]),
@@ -52,10 +52,10 @@ def _tables(n_songs=12, per_song=5, seed=0):
 @pytest.fixture(scope="module")
 def tiny():
     sub, table, splits = _tables()
-    return models.build_data(sub, table, "obj-attr", _kv(), top_k=3), splits
+    return lyricdata.build_data(sub, table, "obj-attr", _kv(), top_k=3), splits
 
 
-CFG = models.Config(hidden=6, mlp_hidden=10, attention=5, top_k=3, batch_pairs=20, max_epochs=3, patience=3,
+CFG = networks.Config(hidden=6, mlp_hidden=10, attention=5, top_k=3, batch_pairs=20, max_epochs=3, patience=3,
                     val_fraction=0.25)
 
 
@@ -74,12 +74,12 @@ def test_build_data_shapes(tiny):
 def test_build_data_refuses_untagged_subset_images():
     sub, table, _ = _tables()
     with pytest.raises(ValueError, match="no tags"):
-        models.build_data(sub, table.iloc[1:], "obj", _kv())
+        lyricdata.build_data(sub, table.iloc[1:], "obj", _kv())
 
 
 def test_bilstm_on_a_padded_batch_matches_each_lyric_alone():
     torch.manual_seed(0)
-    lstm = models.BiLSTM(5, 4)
+    lstm = networks.BiLSTM(5, 4)
     lengths = torch.tensor([7, 3, 5])
     x = torch.randn(3, 7, 5)
     garbage = x.clone()
@@ -107,7 +107,7 @@ def test_lstm_memory_sums_to_the_final_cell_state():
     lengths = torch.tensor([6, 4])
     h, _ = lstm(x)
     mask = torch.arange(6)[None] < lengths[:, None]
-    contrib, o_final = models.lstm_memory(lstm, x, h, mask)
+    contrib, o_final = networks.lstm_memory(lstm, x, h, mask)
     for b, n in enumerate(lengths.tolist()):
         _, (h_n, c_n) = lstm(x[b:b + 1, :n])
         torch.testing.assert_close(contrib[b].sum(0), c_n[0, 0])
@@ -115,13 +115,13 @@ def test_lstm_memory_sums_to_the_final_cell_state():
         assert not contrib[b, n:].any()
 
 
-@pytest.mark.parametrize("method", models.ATTENTIVE)
+@pytest.mark.parametrize("method", networks.ATTENTIVE)
 def test_attention_weights_sum_to_one_over_real_words(tiny, method):
     data, _ = tiny
     torch.manual_seed(0)
-    model = models.build_model(method, data, CFG).eval()
+    model = networks.build_model(method, data, CFG).eval()
     songs = np.array([0, 1, 2, 3])
-    st = models.encode_songs(model, data, songs)
+    st = scoring.encode_songs(model, data, songs)
     q = model.query(data.top_tags[:3])
     with torch.no_grad():
         grid = model.weights(st, q, grid=True)  # images × songs × steps
@@ -132,39 +132,39 @@ def test_attention_weights_sum_to_one_over_real_words(tiny, method):
     for j, n in enumerate(lengths.tolist()):
         assert (grid[:, j, n:] == 0).all() and (grid[:, j, :n] > 0).all()
     torch.testing.assert_close(pair, torch.stack([grid[i, i] for i in range(3)]))
-    w = models.attention_weights(model, data, [0, 5, 7], [2, 2, 0])
+    w = scoring.attention_weights(model, data, [0, 5, 7], [2, 2, 0])
     assert [len(x) for x in w] == [int(data.lengths[2]), int(data.lengths[2]), int(data.lengths[0])]
     assert all(x.sum() == pytest.approx(1, abs=1e-5) for x in w)
-    np.testing.assert_allclose(w[1], models.attention_weights(model, data, 5, 2)[0], rtol=1e-6)
+    np.testing.assert_allclose(w[1], scoring.attention_weights(model, data, 5, 2)[0], rtol=1e-6)
 
 
 def test_uniform_attention_gives_back_our_representation(tiny):
     data, _ = tiny
     torch.manual_seed(0)
-    att = models.build_model("Our-attention", data, CFG).eval()
-    our = models.build_model("Our", data, CFG).eval()
+    att = networks.build_model("Our-attention", data, CFG).eval()
+    our = networks.build_model("Our", data, CFG).eval()
     our.lstm.load_state_dict(att.lstm.state_dict())
     our.mlp.load_state_dict(att.mlp.state_dict())
     with torch.no_grad():
         att.attention.w_ms.weight.zero_()  # equal scores → s_t = 1/n on every real word
         songs = np.arange(6)
         images = np.arange(6) * 5
-        torch.testing.assert_close(models.predict_pairs(att, data, images, songs),
-                                   models.predict_pairs(our, data, images, songs))
+        torch.testing.assert_close(scoring.predict_pairs(att, data, images, songs),
+                                   scoring.predict_pairs(our, data, images, songs))
 
 
-@pytest.mark.parametrize("method", models.METHODS)
+@pytest.mark.parametrize("method", networks.METHODS)
 def test_batched_scores_equal_pairwise_predictions(tiny, method):
     data, splits = tiny
     torch.manual_seed(0)
-    model = models.build_model(method, data, CFG).eval()
+    model = networks.build_model(method, data, CFG).eval()
     images, songs = np.array([0, 7, 13, 40, 59]), np.array([11, 0, 5, 3])
-    s = models.score(model, data, images, songs, budget=50)  # a tiny budget forces several image chunks
+    s = scoring.score(model, data, images, songs, budget=50)  # a tiny budget forces several image chunks
     naive = np.zeros_like(s)
     with torch.no_grad():
         for i, im in enumerate(images):
             for j, so in enumerate(songs):
-                pred = models.predict_pairs(model, data, np.array([im]), np.array([so]))
+                pred = scoring.predict_pairs(model, data, np.array([im]), np.array([so]))
                 naive[i, j] = torch.nn.functional.cosine_similarity(pred, data.targets[[im]]).item()
     np.testing.assert_allclose(s, naive, atol=1e-5)
 
@@ -172,25 +172,25 @@ def test_batched_scores_equal_pairwise_predictions(tiny, method):
 def test_splits_mirror_the_test_protocol_and_never_touch_test(tiny):
     data, splits = tiny
     song_of = data.image_song.numpy()
-    d = models.split_indices(data, splits, "dagger", 0, 0.25)
+    d = lyricdata.split_indices(data, splits, "dagger", 0, 0.25)
     assert len(d["pool"]) == 4 and set(song_of[d["test"]]) == set(d["pool"])
     assert set(song_of[d["val"]]) == set(d["val_pool"]) and len(d["val_pool"]) == 2
     assert not set(song_of[d["train"]]) & (set(d["pool"]) | set(d["val_pool"]))
     assert len(np.concatenate([d["train"], d["val"], d["test"]])) == 60
-    s = models.split_indices(data, splits, "section", 0, 0.25)
+    s = lyricdata.split_indices(data, splits, "section", 0, 0.25)
     assert len(s["test"]) == 12 and len(s["pool"]) == 12 and len(s["val"]) == 3
     assert len(set(song_of[s["val"]])) == 3 and not set(s["val"]) & set(s["train"])
     assert set(song_of[s["val"]]) == set(s["val_pool"])  # each validation image's song has other training images
     assert set(song_of[s["val"]]) <= set(song_of[s["train"]])
     assert set(s["train"]) | set(s["val"]) | set(s["test"]) == set(range(60))
-    other = models.split_indices(data, splits, "section", 1, 0.25)
+    other = lyricdata.split_indices(data, splits, "section", 1, 0.25)
     assert np.array_equal(other["test"], s["test"]) and np.array_equal(other["pool"], s["pool"])
 
 
 def test_song_batches_cover_every_training_pair_once(tiny):
     data, splits = tiny
-    idx = models.split_indices(data, splits, "dagger", 0, 0.25)
-    batches = models.song_batches(idx["train"], data, 20, np.random.default_rng(0))
+    idx = lyricdata.split_indices(data, splits, "dagger", 0, 0.25)
+    batches = training.song_batches(idx["train"], data, 20, np.random.default_rng(0))
     images = np.concatenate([b[0] for b in batches])
     assert sorted(images.tolist()) == sorted(idx["train"].tolist())
     assert sorted(len(im) for im, _ in batches) == [10, 20]  # 6 songs × 5 images: one batch of 4 songs, one of 2
@@ -200,85 +200,85 @@ def test_song_batches_cover_every_training_pair_once(tiny):
 
 def test_losses():
     p, t = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0, 0.0], [0.0, 1.0]])
-    assert models.loss_value("mse", p, t).item() == pytest.approx(1.0)  # Eq. 11 per pair: (1 + 1) / 2
-    assert models.loss_value("cpl", t[1:], t[1:]).item() == pytest.approx(-1.0)
+    assert losses.loss_value("mse", p, t).item() == pytest.approx(1.0)  # Eq. 11 per pair: (1 + 1) / 2
+    assert losses.loss_value("cpl", t[1:], t[1:]).item() == pytest.approx(-1.0)
     a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
-    assert models.loss_value("mrl", a, a, neg=b).item() == pytest.approx(0.0)   # 1 + 0 − 1
-    assert models.loss_value("mrl", b, a, neg=a).item() == pytest.approx(2.0)   # 1 + 1 − 0
+    assert losses.loss_value("mrl", a, a, neg=b).item() == pytest.approx(0.0)   # 1 + 0 − 1
+    assert losses.loss_value("mrl", b, a, neg=a).item() == pytest.approx(2.0)   # 1 + 1 − 0
     with pytest.raises(ValueError):
-        models.loss_value("mrl", a, a)
+        losses.loss_value("mrl", a, a)
     with pytest.raises(ValueError):
-        models.loss_value("hinge", a, a)
+        losses.loss_value("hinge", a, a)
 
 
-@pytest.mark.parametrize("method,loss", [(m, "mse") for m in models.METHODS] + [("Our", "cpl"), ("Our-attention", "mrl"),
+@pytest.mark.parametrize("method,loss", [(m, "mse") for m in networks.METHODS] + [("Our", "cpl"), ("Our-attention", "mrl"),
                                                                                          ("Our-attention", "infonce")])
 def test_training_reduces_the_loss_on_a_tiny_problem(tiny, method, loss):
     data, splits = tiny
-    cfg = models.Config(hidden=8, mlp_hidden=16, attention=6, top_k=3, batch_pairs=20, max_epochs=1, loss=loss,
+    cfg = networks.Config(hidden=8, mlp_hidden=16, attention=6, top_k=3, batch_pairs=20, max_epochs=1, loss=loss,
                         lr=1e-2)
-    idx = models.split_indices(data, splits, "section", 0, 0.25)
+    idx = lyricdata.split_indices(data, splits, "section", 0, 0.25)
     torch.manual_seed(0)
-    model = models.build_model(method, data, cfg, np.unique(data.image_song.numpy()[idx["train"]]))
+    model = networks.build_model(method, data, cfg, np.unique(data.image_song.numpy()[idx["train"]]))
     images = idx["train"]
     songs = data.image_song.numpy()[images]
 
     def full_loss():
         with torch.no_grad():
-            return models._batch_loss(model.eval(), data, images, songs, cfg, np.random.default_rng(5)).item()
+            return training._batch_loss(model.eval(), data, images, songs, cfg, np.random.default_rng(5)).item()
     before = full_loss()
     for _ in range(15):
-        models.train(model, data, images, idx["val"], idx["val_pool"], cfg, seed=0)
+        training.train(model, data, images, idx["val"], idx["val_pool"], cfg, seed=0)
     assert full_loss() < 0.8 * before
 
 
 def test_run_is_deterministic_and_ranks_every_test_query(tiny):
     data, splits = tiny
-    a = models.run("Our-attention", data, splits, "dagger", 3, CFG)
-    b = models.run("Our-attention", data, splits, "dagger", 3, CFG)
+    a = training.run("Our-attention", data, splits, "dagger", 3, CFG)
+    b = training.run("Our-attention", data, splits, "dagger", 3, CFG)
     assert np.array_equal(a["test"]["ranks"], b["test"]["ranks"])
     pd.testing.assert_frame_equal(a["history"].drop(columns=["seconds", "lyrics_per_s"]),
                                   b["history"].drop(columns=["seconds", "lyrics_per_s"]))
     assert len(a["test"]["ranks"]) == 20 and a["test"]["ranks"].max() <= 4 and a["test"]["top3"].shape == (20, 3)
-    frame = models.results_frame([a, b])
+    frame = training.results_frame([a, b])
     assert list(frame.columns[-4:]) == ["R@1", "R@5", "R@10", "Med r"] and (frame["R@10"] == 100).all()
 
 
-@pytest.mark.parametrize("method", models.METHODS)
+@pytest.mark.parametrize("method", networks.METHODS)
 def test_saved_model_loads_back_with_identical_scores(tiny, method, tmp_path):
     data, splits = tiny
-    train_songs = np.unique(data.image_song.numpy()[models.split_indices(data, splits, "dagger", 0, 0.25)["train"]])
+    train_songs = np.unique(data.image_song.numpy()[lyricdata.split_indices(data, splits, "dagger", 0, 0.25)["train"]])
     torch.manual_seed(0)
-    model = models.build_model(method, data, CFG, train_songs)
-    models.train(model, data, np.arange(20, 60), np.arange(10), np.arange(2), CFG)
-    path = models.save_model(model, tmp_path / f"{method}__obj-attr.pt", data, method, train_songs)
-    back = models.load_model(path, data)
+    model = networks.build_model(method, data, CFG, train_songs)
+    training.train(model, data, np.arange(20, 60), np.arange(10), np.arange(2), CFG)
+    path = persistence.save_model(model, tmp_path / f"{method}__obj-attr.pt", data, method, train_songs)
+    back = persistence.load_model(path, data)
     assert type(back) is type(model) and back.cfg == CFG and not back.training
     images, songs = np.arange(0, 60, 7), np.arange(12)
-    np.testing.assert_array_equal(models.score(back, data, images, songs), models.score(model, data, images, songs))
+    np.testing.assert_array_equal(scoring.score(back, data, images, songs), scoring.score(model, data, images, songs))
     torch.manual_seed(1)  # a fresh model scores differently: the weights, not the architecture, made them equal
-    other = models.build_model(method, data, CFG, train_songs)
-    assert not np.allclose(models.score(other, data, images, songs), models.score(model, data, images, songs))
+    other = networks.build_model(method, data, CFG, train_songs)
+    assert not np.allclose(scoring.score(other, data, images, songs), scoring.score(model, data, images, songs))
 
 
 def test_loading_a_model_on_other_data_fails_clearly(tiny, tmp_path):
     data, splits = tiny
-    model = models.build_model("Our", data, CFG)
-    path = models.save_model(model, tmp_path / "m.pt", data, "Our", np.arange(8))
+    model = networks.build_model("Our", data, CFG)
+    path = persistence.save_model(model, tmp_path / "m.pt", data, "Our", np.arange(8))
     sub, table, _ = _tables()
     with pytest.raises(ValueError, match="tag group"):
-        models.load_model(path, models.build_data(sub, table, "obj", _kv(), top_k=3))
+        persistence.load_model(path, lyricdata.build_data(sub, table, "obj", _kv(), top_k=3))
     fewer = sub[sub["song_id"] != "song_11"]
     with pytest.raises(ValueError, match="vocabulary|training songs"):
-        models.load_model(path, models.build_data(fewer, table, "obj-attr", _kv(), top_k=3))
+        persistence.load_model(path, lyricdata.build_data(fewer, table, "obj-attr", _kv(), top_k=3))
     with pytest.raises(ValueError, match="top 3 tags"):
-        models.load_model(path, models.build_data(sub, table, "obj-attr", _kv(), top_k=2))
+        persistence.load_model(path, lyricdata.build_data(sub, table, "obj-attr", _kv(), top_k=2))
     with pytest.raises(ValueError, match="not a 'BoW' model"):
-        models.save_model(model, tmp_path / "x.pt", data, "BoW", np.arange(8))
+        persistence.save_model(model, tmp_path / "x.pt", data, "BoW", np.arange(8))
 
 
 def test_bilstm_forget_gate_starts_open_and_the_memory_terms_still_add_up():
-    lstm = models.BiLSTM(5, 4, forget_bias=3.0)
+    lstm = networks.BiLSTM(5, 4, forget_bias=3.0)
     for d in (lstm.fwd, lstm.bwd):
         assert torch.all(d.bias_ih_l0[4:8] == 3.0) and torch.all(d.bias_hh_l0[4:8] == 0)
         assert not torch.all(d.bias_ih_l0[:4] == 3.0)  # the other gates keep PyTorch's initialisation

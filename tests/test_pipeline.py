@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -93,7 +94,7 @@ def test_dvc_metrics_and_plots_work(pipeline):
 
 def test_reports_index(pipeline):
     work, _ = pipeline
-    _run([sys.executable, "-m", "i2s.report", "index"], work)
+    _run([sys.executable, "-m", "i2s.site"], work)
     page = (work / "reports" / "index.html").read_text()
     assert 'href="01_data_stats.html"' in page
 
@@ -154,7 +155,7 @@ def _check_page(drv, page: Path, shots: Path) -> list[Path]:
 
 def test_reports_open_in_a_browser_with_every_image_and_link(pipeline):
     work, _ = pipeline
-    _run([sys.executable, "-m", "i2s.report", "index"], work)
+    _run([sys.executable, "-m", "i2s.site"], work)
     index = work / "reports" / "index.html"
     shots = work / "reports" / "screenshots"
     shots.mkdir(exist_ok=True)
@@ -187,7 +188,7 @@ def _widget_html(nb_path: Path) -> str:
 def test_explore_notebook_runs_top_to_bottom_and_says_what_is_missing(pipeline):
     work, _ = pipeline
     models_dir = work / "data" / "04_attention" / "models"
-    assert any(models_dir.glob("*__*.pt")), "notebook 04 must save its models with models.save_model (issue #6)"
+    assert any(models_dir.glob("*__*.pt")), "notebook 04 must save its models with persistence.save_model (issue #6)"
     out = work / "explore_out.ipynb"
     cmd = ["papermill", "notebooks/explore.ipynb", str(out), "--cwd", ".", "--no-progress-bar"]
     _run(cmd, work, timeout=600)

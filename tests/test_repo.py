@@ -70,31 +70,6 @@ def test_papermill_reads_every_parameter(nb):
     assert set(papermill.inspect_notebook(str(nb))) == set(_parameters(nb))
 
 
-def test_every_notebook_stage_passes_its_parameters_from_its_params_section():
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    staged = set()
-    for name, st in stages.items():
-        st = st.get("do", st)  # a foreach stage's template
-        cmd = " ".join(st["cmd"]) if isinstance(st["cmd"], list) else st["cmd"]
-        m = re.search(r"papermill (notebooks/(\S+)\.ipynb) reports/(\S+)\.ipynb", cmd)
-        if not m:
-            continue
-        nb = REPO / m.group(1)
-        assert m.group(2) == m.group(3) == name, f"stage {name} must run notebooks/{name}.ipynb"
-        assert m.group(1) in st["deps"]
-        staged.add(nb.name)
-        passed = dict(re.findall(r"-p (\w+) \"?\$\{([\w.]+)\}", cmd))
-        assert set(passed) == set(_parameters(nb)), f"{name}: -p names differ from the parameters cell"
-        for pname, ref in passed.items():
-            section, key = ref.split(".")
-            assert section in st["params"] and key in params[section], f"{name}: {ref} missing from params.yaml"
-        outs = [o if isinstance(o, str) else next(iter(o)) for o in st["outs"]]
-        assert {f"data/{name}", f"figures/{name}", f"reports/{name}.ipynb", f"reports/{name}.html"} <= set(outs)
-        assert any(f"metrics/{name}.json" in m for m in map(str, st["metrics"]))
-    assert staged == {nb.name for nb in NOTEBOOKS if re.match(r"\d\d_", nb.name)}
-
-
 def test_package_has_no_placeholders():
     hits = subprocess.run(["git", "grep", "-n", "-E", "NotImplementedError|TODO|FIXME", "--", "i2s"],
                           cwd=REPO, capture_output=True, text=True).stdout

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from i2s import data, render, synth
+from i2s import render, synth, worldtruth
+from i2s import shuttersong as data
 
 
 def test_counts_at_scale_one_are_the_papers():
     c = synth.target_counts(1.0)
-    assert (c["raw"], c["triplets"], c["songs"], c["moods"]) == (36646, 16973, 6373, 3158)
+    assert (c["raw_rows"], c["triplets"], c["songs"], c["moods"]) == (36646, 16973, 6373, 3158)
     rng = np.random.default_rng(0)
     occ = synth.song_occurrences(c, rng)
     assert len(occ) == 6373 and occ.sum() == 16973
@@ -67,11 +68,11 @@ def test_scene_graph_set_size_leaves_the_songs_world_alone(tiny_world, tmp_path)
 
 def test_loader_agrees_with_the_generator(tiny_world):
     kept, rej = data.load_shuttersong(tiny_world / "shuttersong")
-    assert synth.loader_vs_truth(rej, tiny_world / "truth").empty
+    assert worldtruth.loader_vs_truth(rej, tiny_world / "truth").empty
     c = synth.target_counts(0.01)
     st = data.dataset_stats(kept, rej)
     assert (st["triplets"], st["songs"], st["moods"], st["songs_ge5"]) == (c["triplets"], c["songs"], c["moods"], c["songs_ge5"])
-    assert len(kept) + st["rejected"] == c["raw"]
+    assert len(kept) + st["rejected"] == c["raw_rows"]
     assert set(rej["reason"]) == set(data.REASONS)  # every kind of abnormal row is present
 
 

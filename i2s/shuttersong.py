@@ -8,7 +8,6 @@ Canonical layout (the synthetic world writes the same one):
 from __future__ import annotations
 
 import hashlib
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,7 +113,7 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
     dup_lyr = lyr["song_id"].duplicated(keep="first")
     for i in np.flatnonzero(dup_lyr):
         rejections.append({"file": "lyrics.csv", "row": int(i), "reason": "duplicate_lyric_key",
-                           "detail": f"same title/artist as an earlier row; the first is used"})
+                           "detail": "same title/artist as an earlier row; the first is used"})
     lyr = lyr[~dup_lyr]
     lyric_of = dict(zip(lyr["song_id"], lyr["lyric"]))
     trip["song_id"] = [song_key(t, a) for t, a in zip(trip["title"], trip["artist"])]
@@ -227,3 +226,26 @@ def songs_over(kept: pd.DataFrame, n: int = 50) -> pd.DataFrame:
     """Songs with more than n triplets (title, artist, triplets), most frequent first."""
     occ = kept.groupby(["song_id", "title", "artist"]).size().rename("triplets").reset_index()
     return occ[occ["triplets"] > n].sort_values(["triplets", "song_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def rejection_counts(rejections: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows per file and reason, with the refinement step of supplement Fig. 11 each falls under."""
+    return (rejections.groupby(["file", "reason"]).size().rename("rows").reset_index()
+            .assign(paper_group=lambda d: d["reason"].map(REFINEMENT_GROUP)))
+
+
+def raw_rows(kept: pd.DataFrame, rejections: pd.DataFrame) -> int:
+    """Data rows of triplets.csv: the kept ones plus the rejected ones."""
+    return len(kept) + int((rejections["file"] == "triplets.csv").sum())
+
+
+def split_sizes(splits: pd.DataFrame) -> pd.DataFrame:
+    """Train and test triplets of each split."""
+    return pd.DataFrame({s: splits[s].value_counts() for s in ("dagger", "section")}).rename_axis("part").reset_index()
+
+
+def examples_by_song(kept: pd.DataFrame, songs, per_song: int = 6, title_chars: int = 18) -> dict[str, list[str]]:
+    """A few image paths of each of some songs (the most frequent when `songs` is empty), keyed by a short title."""
+    songs = list(songs) or list(kept["song_id"].value_counts().index[:8])
+    return {kept.loc[kept.song_id == s, "title"].iloc[0][:title_chars]:
+            list(kept.loc[kept.song_id == s, "image_path"].head(per_song)) for s in songs}
