@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install reproduce test test-fast browser bench notebooks strip dvc.yaml clean-reports
+.PHONY: install reproduce test test-fast browser corpora bench notebooks strip dvc.yaml clean-reports
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,7 @@ reproduce: install dvc.yaml
 	$(PY) -m i2s.site
 
 ## Unit tests and the pipeline smoke test (every notebook on a tiny world).
-test: install browser
+test: install browser corpora
 	$(PY) -m pytest
 
 ## The unit tests alone (skips the 6-minute pipeline smoke test, marked slow).
@@ -44,6 +44,16 @@ browser:
 	      --no-install-recommends chromium chromium-driver fonts-dejavu-core; } >$$LOG 2>&1 \
 	    || { tail -n 5 $$LOG; echo "could not install chromium: the browser test will be skipped"; }; \
 	else echo "no apt-get here: the browser test needs chromium and chromedriver on PATH, else it is skipped"; fi
+
+## Real English song text for the preprocessing test (Debian's fortunes: songs-poems). Never fails the run.
+corpora:
+	@if [ -f /usr/share/games/fortunes/songs-poems ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); LOG=$$(mktemp); \
+	  echo "installing Debian's fortunes (real song text for the preprocessing test)"; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	      fortunes; } >$$LOG 2>&1 || { tail -n 5 $$LOG; echo "could not install fortunes: its test will be skipped"; }; \
+	else echo "no apt-get here: the real-text preprocessing test is skipped"; fi
 
 ## Every benchmark (benchmarks/bench_*.py), printing its ratios against a baseline measured in the same run.
 bench: install

