@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scenegraphs, tagging, text
+from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scenegraphs, text
 
 BUDGET_S = 2.0
 SONGS, PER_SONG = 586, 5

@@ -5,8 +5,8 @@ measured in the same run.
   batching that encodes the lyric of every one of the 100 pairs; and 2 torch threads against 1.
 - scoring: `scoring.score` (all image × song pairs of a block in one batched call) against a per-pair loop.
 
-Run: `.venv/bin/python -m pytest benchmarks/bench_lyrics.py -q -s` (the file named explicitly: pytest's default
-file pattern does not match bench_*.py). Prints, does not assert a speed. The data are random lyrics of the experiment's shape (586 songs × 5 images, ~100 words), so the
+Run: `make bench` (or `.venv/bin/python -m pytest benchmarks/bench_lyrics.py -q -s`). Prints, does not assert a
+speed. The data are random lyrics of the experiment's shape (586 songs × 5 images, ~100 words), so the
 benchmark needs no pipeline output.
 """
 from __future__ import annotations
@@ -84,28 +84,59 @@ def test_training_throughput():
           "of training (1 thread)")
 
 
-def test_attention_scoring_throughput():
-    data = _data()
-    cfg = networks.Config()
-    torch.manual_seed(0)
-    model = networks.build_model("Our-attention", data, cfg).eval()
-    images = np.arange(0, len(data.images), PER_SONG)
-    songs = np.arange(len(data.songs))
-    rng = np.random.default_rng(1)
-    pick_i, pick_s = rng.choice(images, NAIVE_PAIRS), rng.choice(songs, NAIVE_PAIRS)
-    torch.set_num_threads(1)
+def _pair_loop(model, data, images, songs, n, seed=1):
+    """Pairs/s scoring one (image, song) pair at a time: the naive baseline."""
+    rng = np.random.default_rng(seed)
+    pick_i, pick_s = rng.choice(images, n), rng.choice(songs, n)
     with torch.no_grad():
         t = time.perf_counter()
-        for i, s in zip(pick_i, pick_s):  # the naive way: one (image, song) pair at a time
+        for i, s in zip(pick_i, pick_s):
             scoring.predict_pairs(model, data, np.array([i]), np.array([s]))
-        naive = NAIVE_PAIRS / (time.perf_counter() - t)
+        return n / (time.perf_counter() - t)
+
+
+def _grid(model, data, images, songs):
     t = time.perf_counter()
     scoring.score(model, data, images, songs)
-    batched = len(images) * len(songs) / (time.perf_counter() - t)
-    our = networks.build_model("Our", data, cfg).eval()
-    t = time.perf_counter()
-    scoring.score(our, data, images, songs)
-    plain = len(images) * len(songs) / (time.perf_counter() - t)
-    print(f"\nOur-attention scoring of {len(images)} × {len(songs)} pairs (section's grid), 1 thread: per-pair loop "
-          f"{naive:.0f} pairs/s (baseline = 1.00), batched {batched:.0f} pairs/s = {batched / naive:.0f}x; "
-          f"Our without attention {plain:.0f} pairs/s = {plain / naive:.0f}x")
+    return len(images) * len(songs) / (time.perf_counter() - t)
+
+
+def test_attention_scoring_throughput():
+    """Both readings of Eq. 10 on the section split's grid (586 images × 586 songs): the per-pair loop (baseline),
+    the batched scorer, and Our without attention; and Eq. 10 as written against its linear reading."""
+    data = _data()
+    cfg = networks.Config()
+    images = np.arange(0, len(data.images), PER_SONG)
+    songs = np.arange(len(data.songs))
+    torch.set_num_threads(1)
+    rates = {}
+    for method in ("Our-attention", "Our-attention-linear", "Our"):
+        torch.manual_seed(0)
+        model = networks.build_model(method, data, cfg).eval()
+        naive = _pair_loop(model, data, images, songs, NAIVE_PAIRS // (3 if method == "Our-attention" else 1))
+        rates[method] = (naive, _grid(model, data, images, songs))
+        print(f"\n{method} scoring of {len(images)} × {len(songs)} pairs, 1 thread: per-pair loop {naive:.0f} pairs/s "
+              f"(baseline = 1.00), batched {rates[method][1]:.0f} pairs/s = {rates[method][1] / naive:.0f}x")
+    eq10, linear = rates["Our-attention"][1], rates["Our-attention-linear"][1]
+    print(f"Eq. 10 as written (a second pass per pair) scores {eq10:.0f} pairs/s = {eq10 / linear:.3f}x its linear "
+          f"reading ({linear:.0f} pairs/s, one pass per song); the section test grid takes ~{len(images) ** 2 / eq10:.0f} s "
+          "per Our-attention run")
+
+
+def test_eq10_training_throughput():
+    """Training steps of Eq. 10 (a second pass per pair, with its backward) against the linear reading."""
+    data = _data()
+    cfg = networks.Config()
+    rng = np.random.default_rng(0)
+    batches = training.song_batches(np.arange(len(data.images)), data, cfg.batch_pairs, rng)[:STEPS]
+    torch.set_num_threads(1)
+    t = {}
+    for method in ("Our-attention-linear", "Our-attention"):
+        torch.manual_seed(0)
+        model = networks.build_model(method, data, cfg)
+        _train_steps(model, data, batches[:1], False)
+        t[method] = _train_steps(model, data, batches, False)
+    pairs = sum(len(b) for b, _ in batches)
+    print(f"\ntraining, 1 thread: Our-attention-linear {pairs / t['Our-attention-linear']:.0f} pairs/s (baseline = 1.00), "
+          f"Our-attention (Eq. 10) {pairs / t['Our-attention']:.0f} pairs/s = "
+          f"{t['Our-attention-linear'] / t['Our-attention']:.2f}x")

@@ -42,6 +42,8 @@ ARTEFACTS = {
     "songs_gt50": Artefact("01_data_stats", "tables/songs_gt50.csv", "csv", (("keep_default_na", False),)),
     "detector": Artefact("02_tag_detector", "detector.pt", "file"),
     "tags": Artefact("02_tag_detector", "tags.parquet", "parquet"),
+    "tuning_grid": Artefact("03_tuning", "grid.csv", "csv"),
+    "tuned_settings": Artefact("03_tuning", "best.json", "file"),
     "lyric_models": Artefact("04_attention", "models", "dir"),
     "variant": Artefact("07_variants", "{name}", "dir"),
     "mv_world": Artefact("00_mv_world", "", "dir"),

@@ -14,6 +14,8 @@ from . import metrics, paper, tables
 # ---- image2song: Table 2 and Section 5.2's findings ---------------------------------------------------------------
 TABLE2 = "image2song Table 2"
 SPLITS = tuple(metrics.SPLIT_METRICS)        # dagger (†), section (§)
+# our second readings of a published method stand beside its one published number
+PAPER_ROW = {"Our-attention-linear": "Our-attention"}
 
 
 def _paper_order(table: str, column: str) -> list:
@@ -24,8 +26,9 @@ def table2(runs: pd.DataFrame, ours_label: str) -> pd.DataFrame:
     """Table 2 in long form, both splits stacked (split, method, tags, metric, ours mean and std over seeds, paper,
     difference); rows in the paper's order, methods the paper does not have after its own."""
     order = {"method": _paper_order(TABLE2, "method"), "group": _paper_order(TABLE2, "tags")}
-    return pd.concat([tables.beside_paper(runs, TABLE2, metrics.SPLIT_METRICS[s], ours_label, split=s, order=order)
-                      .assign(split=s) for s in SPLITS if (runs["split"] == s).any()], ignore_index=True)
+    return pd.concat([tables.beside_paper(runs, TABLE2, metrics.SPLIT_METRICS[s], ours_label, split=s, order=order,
+                                          paper_row=PAPER_ROW).assign(split=s)
+                      for s in SPLITS if (runs["split"] == s).any()], ignore_index=True)
 
 
 def table2_wide(long: pd.DataFrame, split: str, ours_label: str) -> pd.DataFrame:
@@ -40,6 +43,8 @@ def table2_differences(long: pd.DataFrame) -> pd.DataFrame:
 
 CLAIMS = (  # Section 5.2's findings as comparisons between cells of Table 2: (key, finding, axis, better, worse)
     ("attention_helps", "Our-attention beats Our (attention helps)", "method", "Our-attention", "Our"),
+    ("attention_linear_helps", "Our-attention-linear beats Our (attention helps, the linear reading of Eq. 10)",
+     "method", "Our-attention-linear", "Our"),
     ("final_beats_pooling", "Our-attention beats Attentive-Reader (final output, not attentive pooling)",
      "method", "Our-attention", "Attentive-Reader"),
     ("lstm_beats_conse", "Our beats CONSE (the LSTM beats pooled word vectors)", "method", "Our", "CONSE"),
@@ -150,17 +155,18 @@ LOSS_LABEL = {"mse": "MSE", "cpl": "CPL", "mrl": "MRL", "infonce": "InfoNCE"}
 LOSS_ORDER = ("MRL", "CPL", "MSE", "InfoNCE")  # the paper's rows, then ours
 
 
-def _supplement(runs: pd.DataFrame, which: str, ours_label: str) -> pd.DataFrame:
+def _supplement(runs: pd.DataFrame, which: str, ours_label: str, order: dict | None = None) -> pd.DataFrame:
     table, names = SUPPLEMENT_TABLES[which]
-    return tables.beside_paper(runs, table, names, ours_label)
+    return tables.beside_paper(runs, table, names, ours_label, order=order, paper_row=PAPER_ROW)
 
 
 def supplement_table1(runs: pd.DataFrame, ours_label: str) -> pd.DataFrame:
-    """Supplement Table 1: Our-mood beside the five methods of Table 2 (variants paper_methods and mood)."""
+    """Supplement Table 1: Our-mood beside the methods of Table 2 (variants paper_methods and mood), in the paper's
+    order, our second readings after it."""
     rows = runs[runs["variant"].isin(["paper_methods", "mood"])]
-    order = _paper_order(SUPPLEMENT_TABLES["mood"][0], "method")
-    rows = rows.set_index("method").loc[[m for m in order if m in set(rows["method"])]].reset_index()
-    return _supplement(rows, "mood", ours_label)
+    order = {"method": _paper_order(SUPPLEMENT_TABLES["mood"][0], "method"),
+             "group": _paper_order(SUPPLEMENT_TABLES["mood"][0], "tags")}
+    return _supplement(rows, "mood", ours_label, order)
 
 
 def _attention_rows(runs: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
@@ -287,6 +293,7 @@ def per_song_table(results: list[dict], datas: dict, gt50_ids, titles: pd.Series
         return per_song_recall(results, d.image_song.numpy(), d.songs, method, group, "section", "gt50")
     table = pd.DataFrame({"Our (obj-attr)": recall("Our", "obj-attr"),
                           "Our-attention (obj-attr)": recall("Our-attention", "obj-attr"),
+                          "Our-attention-linear (obj-attr)": recall("Our-attention-linear", "obj-attr"),
                           **{f"Our ({g})": recall("Our", g) for g in ("obj", "attr")}})
     table = table.reindex([s for s in gt50_ids if s in table.index])
     table.index = [f"{titles[s]}" for s in table.index]
@@ -295,7 +302,8 @@ def per_song_table(results: list[dict], datas: dict, gt50_ids, titles: pd.Series
 
 def table2_metrics(runs: pd.DataFrame, boot: pd.DataFrame, found: pd.DataFrame) -> dict:
     """Stage 04's flat metrics: every Table 2 cell (<split>/<group>/<method>/<metric>/mean|std over seeds), the
-    bootstrap of attention against Our (with `significant_cells`' better/worse) and the findings' counts."""
+    bootstrap of each attention reading `a` against Our (with `significant_cells`' better/worse) and the findings'
+    counts."""
     flat = {}
     for (s, g, m), frame in runs.groupby(["split", "group", "method"]):
         for name in metrics.SPLIT_METRICS[s]:
@@ -303,9 +311,10 @@ def table2_metrics(runs: pd.DataFrame, boot: pd.DataFrame, found: pd.DataFrame) 
             flat[f"{s}/{g}/{m}/{name}/std"] = float(frame[name].std(ddof=1)) if len(frame) > 1 else 0.0
     for _, b in boot.iterrows():
         for k in ("diff", "ci_low", "ci_high", "p_not_better"):
-            flat[f"bootstrap/{b['split']}/{b['tags']}/{b['metric']}/{k}"] = float(b[k])
-    flat.update({"bootstrap/attention_better_cells": int(boot["better"].sum()),
-                 "bootstrap/attention_worse_cells": int(boot["worse"].sum()), "bootstrap/cells": len(boot)})
+            flat[f"bootstrap/{b['a']}/{b['split']}/{b['tags']}/{b['metric']}/{k}"] = float(b[k])
+    for a, g in boot.groupby("a", sort=False):
+        flat.update({f"bootstrap/{a}/better_cells": int(g["better"].sum()),
+                     f"bootstrap/{a}/worse_cells": int(g["worse"].sum()), f"bootstrap/{a}/cells": len(g)})
     for _, c in found.iterrows():
         flat.update({f"findings/{c['key']}/holds_ours": int(c["holds (ours)"]),
                      f"findings/{c['key']}/holds_paper": int(c["holds (paper)"]), f"findings/{c['key']}/cells": int(c["cells"])})

@@ -143,15 +143,14 @@ def _levels(weights: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def library_scores(model: networks.LyricModel, blocks: list[tuple[np.ndarray, dict]], query: lyricdata.Data) -> np.ndarray:
-    """Cosine of the first image of `query` with every song of `Explorer.song_blocks` in the tag space: what
+    """The first image of `query` against every song of `Explorer.song_blocks` (`scoring.similarity`): what
     `scoring.score` computes for one image, from song encodings made once."""
     model.eval()
-    v = torch.nn.functional.normalize(query.targets[0], dim=-1)
     q = model.query(query.top_tags[:1]) if model.attends else None
     out = torch.empty(sum(len(cols) for cols, _ in blocks))
     for cols, st in blocks:
-        pred = model.pairs(st, q, grid=True)[0] if model.attends else model.pairs(st, None)  # S × D
-        out[torch.as_tensor(cols)] = torch.nn.functional.normalize(pred, dim=-1) @ v
+        pred = model.pairs(st, q, grid=True) if model.attends else model.pairs(st, None)  # (1 ×) S × D
+        out[torch.as_tensor(cols)] = scoring.similarity(model, query.targets[:1], pred)[0]
     return out.numpy()
 
 
@@ -228,7 +227,8 @@ class Explorer:
         """Every saved lyric model: method, group, file (in METHODS × GROUPS order)."""
         self.refresh()
         rows = [{"method": m, "group": g, "file": persistence.model_file(m, g)}
-                for m in networks.METHODS for g in lyricdata.GROUPS if persistence.model_file(m, g).exists()]
+                for m in networks.METHODS + networks.EXTRA_METHODS for g in lyricdata.GROUPS
+                if persistence.model_file(m, g).exists()]
         return pd.DataFrame(rows, columns=["method", "group", "file"])
 
     def methods(self) -> list[str]:

@@ -42,3 +42,8 @@ def infonce(cos: torch.Tensor, positive: torch.Tensor, log_scale: torch.Tensor) 
     col = col.masked_fill(same & ~torch.eye(len(positive), dtype=torch.bool), float("-inf"))
     t2i = -(col[rows, rows] - torch.logsumexp(col, 1))
     return (i2t + t2i.mean()) / 2
+
+
+def ranking_hinge(positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Bai et al.'s margin ranking loss: mean over pairs of max(0, margin − f(q, d⁺) + f(q, d⁻))."""
+    return F.relu(margin - positive + negative).mean()

@@ -22,8 +22,9 @@ from torch import nn
 
 from . import lyricdata
 
-METHODS = ("BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention")
-ATTENTIVE = ("Attentive-Reader", "Our-attention")
+METHODS = ("BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention")   # the paper's Table 2
+EXTRA_METHODS = ("BoW-MLP", "Our-attention-linear")   # second readings, reported beside the paper's rows
+ATTENTIVE = ("Attentive-Reader", "Our-attention", "Our-attention-linear")
 LOSSES = ("mse", "cpl", "mrl", "infonce")  # Eq. 11, Eq. 12, Eq. 13; infonce: beyond the paper (symmetric, CLIP-style)
 SUPPLEMENT_METHODS = ("BoW", "CONSE", "Attentive-Reader", "Our", "Our-mood", "Our-attention")  # supp. Table 1
 INFONCE_SCALE = (1 / 0.07, 100.0)    # learnable logit scale 1/τ: CLIP's initial value and cap
@@ -44,8 +45,9 @@ class Config:
     rho: float = 0.9
     eps: float = 1e-8
     batch_pairs: int = 100
-    max_epochs: int = 40        # a cap; early stopping on validation retrieval decides (not stated)
+    max_epochs: int = 60        # a cap; early stopping on validation retrieval decides (not stated)
     patience: int = 5
+    chrono: int = 200           # >0: chrono initialisation of the gates for memories up to this many steps (0: forget_bias)
     forget_bias: float = 3.0    # initial forget-gate bias (not stated): PyTorch's ~0 left Our at chance on validation
     val_fraction: float = 0.1   # validation carved from train, mirroring the split (see split_indices)
     max_tokens: int = 0         # 0 = the whole preprocessed lyric
@@ -95,14 +97,19 @@ class BiLSTM(nn.Module):
     l = h_fwd(final) ‖ h_bwd(first) (B × 2H), and the padding mask.
     """
 
-    def __init__(self, dim: int, hidden: int, forget_bias: float = 0.0):
+    def __init__(self, dim: int, hidden: int, forget_bias: float = 0.0, chrono: int = 0):
         super().__init__()
         self.fwd = nn.LSTM(dim, hidden, batch_first=True)
         self.bwd = nn.LSTM(dim, hidden, batch_first=True)
-        with torch.no_grad():  # the forget gate starts open (Gers et al.; Jozefowicz et al.): memory over a long lyric
+        with torch.no_grad():
             for lstm in (self.fwd, self.bwd):
-                lstm.bias_ih_l0[hidden:2 * hidden].fill_(forget_bias)
-                lstm.bias_hh_l0[hidden:2 * hidden].zero_()
+                lstm.bias_hh_l0[:2 * hidden].zero_()
+                if chrono:  # Tallec & Ollivier's chrono init: memories of 1..chrono steps, input gates as closed
+                    b = torch.log(torch.empty(hidden).uniform_(1, chrono - 1))
+                    lstm.bias_ih_l0[hidden:2 * hidden].copy_(b)
+                    lstm.bias_ih_l0[:hidden].copy_(-b)
+                else:  # the forget gate starts open (Gers et al.; Jozefowicz et al.): memory over a long lyric
+                    lstm.bias_ih_l0[hidden:2 * hidden].fill_(forget_bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, memory: bool = False) -> dict:
         steps = x.shape[1]
@@ -159,6 +166,7 @@ class LyricModel(nn.Module):
     `query` encodes images (attentive models only), and `pairs` combines them into tag-space predictions, for
     aligned pairs or a grid of images × songs."""
     attends = False
+    joint = False
 
     def __init__(self, embedding: torch.Tensor, out_dim: int, cfg: Config):
         super().__init__()
@@ -174,8 +182,9 @@ class LyricModel(nn.Module):
         return song["pred"]
 
 
-class BoW(LyricModel):
-    """tf-idf bag of words → rank-r linear map into the tag space (degree-2 semantic indexing)."""
+class BoWMLP(LyricModel):
+    """tf-idf bag of words → rank-r linear map into the tag space, trained like the others (an extra row: the
+    repo's earlier BoW; Bai et al.'s is `BoW`)."""
 
     def __init__(self, embedding, out_dim, cfg, bow: torch.Tensor):
         super().__init__(embedding, out_dim, cfg)
@@ -185,6 +194,31 @@ class BoW(LyricModel):
 
     def songs(self, tokens, lengths, index):
         return {"pred": self.map(self.bow[index])}
+
+
+class BoW(LyricModel):
+    """Bai et al.'s supervised semantic indexing (degree 2, low rank) as the BoW baseline of Section 5.1.
+
+    The image's tag vector v and the lyric's tf-idf bag of words b are mapped into one rank-r space, and a pair is
+    scored by the inner product there, f(v, b) = (U v)·(V b) = vᵀ Uᵀ V b; it learns from the margin ranking loss
+    max(0, 1 − f(v, b⁺) + f(v, b⁻)) with b⁻ the bag of a lyric drawn at random from all training lyrics (Bai et
+    al.'s SGD on triplets; here the shared RMSprop loop). Retrieval ranks songs by f, not by a cosine in the tag
+    space: it is the one method here that does not predict tags.
+    """
+    joint = True   # scores pairs in its own space (`image_side`), not by cosine with a tag-space prediction
+
+    def __init__(self, embedding, out_dim, cfg, bow: torch.Tensor):
+        super().__init__(embedding, out_dim, cfg)
+        self.register_buffer("bow", bow, persistent=False)
+        self.U = nn.Linear(out_dim, cfg.mlp_hidden, bias=False)
+        self.V = nn.Linear(bow.shape[1], cfg.mlp_hidden, bias=False)
+
+    def songs(self, tokens, lengths, index):
+        return {"pred": self.V(self.bow[index])}
+
+    def image_side(self, targets: torch.Tensor) -> torch.Tensor:
+        """U v: the images' tag vectors in the joint space."""
+        return self.U(targets)
 
 
 class CONSE(LyricModel):
@@ -203,15 +237,15 @@ class Our(LyricModel):
 
     def __init__(self, embedding, out_dim, cfg):
         super().__init__(embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
         self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
 
     def songs(self, tokens, lengths, index):
         return {"pred": self.mlp(self.lstm(self.embed(tokens), lengths)["final"])}
 
 
-class OurAttention(LyricModel):
-    """Our with tag attention (Eqs. 8-10): the final output carries the attention.
+class OurAttentionLinear(LyricModel):
+    """Our-attention-linear: a linear reading of Eq. 10, kept beside the one as written (`OurAttention`).
 
     Eqs. 8-9 weigh every BiLSTM output h_t by s_t (softmax over the real steps) given the image's ṽ, and Eq. 10
     re-weights it; the re-weighted step then flows to the final output through the LSTM's memory:
@@ -225,7 +259,7 @@ class OurAttention(LyricModel):
 
     def __init__(self, embedding, out_dim, cfg):
         super().__init__(embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
         self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
         self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
 
@@ -249,6 +283,94 @@ class OurAttention(LyricModel):
         return self.mlp(torch.cat([l_f, l_b], -1))
 
 
+def _ifo_g(hidden: int) -> torch.Tensor:
+    """Row order that puts the three sigmoid gates first and the tanh gate last (one op each per step)."""
+    r = torch.arange(hidden)
+    return torch.cat([r, r + hidden, r + 3 * hidden, r + 2 * hidden])
+
+
+def rerun(cells: list[nn.LSTM], xproj: torch.Tensor, scale: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The second pass of Eq. 10, both directions at once: each LSTM reads its inputs again, and the state every
+    step hands on is its own output re-weighted, h̃_t = scale_t · h_t (scale = n·s_t); returns the output at each
+    lyric's last real step (D×…×H, D = the directions).
+
+    xproj = W_ih x_t + b_ih (D×…×T×4H: computed once per song and broadcast against the pairs), scale D×…×T,
+    lengths …; the leading shapes broadcast (a grid: songs 1×S against images C×S).
+    """
+    hidden = cells[0].weight_hh_l0.shape[1]
+    perm = _ifo_g(hidden)
+    w_hh = torch.stack([c.weight_hh_l0[perm] for c in cells])            # D × 4H × H
+    b_hh = torch.stack([c.bias_hh_l0[perm] for c in cells])              # D × 4H
+    xproj = xproj[..., perm]
+    d = len(cells)
+    shape = torch.broadcast_shapes(xproj.shape[1:-2], scale.shape[1:-1], lengths.shape)
+    h = xproj.new_zeros(d, *shape, hidden)
+    c = torch.zeros_like(h)
+    final = torch.zeros_like(h)
+    last = (lengths - 1)[None, ..., None]
+    wt = w_hh.transpose(1, 2)
+    # unbound once: a slice per step would give the backward pass a full-size gradient per step (quadratic in T)
+    xs = (xproj + b_hh.reshape(d, *([1] * (xproj.dim() - 2)), 4 * hidden)).unbind(-2)
+    scales = scale.unbind(-1)
+    for t in range(len(scales)):
+        # one matrix product for all pairs; the input side (per song) broadcasts over them
+        gates = torch.bmm(h.reshape(d, -1, hidden), wt).reshape(d, *shape, 4 * hidden) + xs[t]
+        sig = torch.sigmoid(gates[..., :3 * hidden])
+        i, f, o = sig.chunk(3, -1)
+        c = torch.addcmul(f * c, i, torch.tanh(gates[..., 3 * hidden:]))
+        out = o * torch.tanh(c)
+        final = torch.where(last == t, out, final)
+        h = out * scales[t][..., None]
+    return final
+
+
+class OurAttention(LyricModel):
+    """Our with tag attention, Eq. 10 as written: the attended outputs flow through the entire lyric.
+
+    A first pass of the BiLSTM gives the outputs h_t; Eqs. 8-9 give their weights s_t for the image (softmax over
+    the real steps, from ṽ, the pooled word vectors of its top-K tags). A second pass of the same BiLSTM reads the
+    lyric again and hands on, at every step, its own output re-weighted, h̃_t = n·s_t·h_t, as the state the next
+    step's gates read (Eq. 10); its final outputs (forward last ‖ backward first) go through the MLP. Eq. 9 fixes
+    s_t only up to a constant (∝); n, the lyric's length, makes uniform attention give back Our exactly. Every
+    (image, song) pair needs its own second pass: the input projection is computed once per song, only the
+    recurrent product runs per pair (`rerun`).
+    """
+    attends = True
+
+    def __init__(self, embedding, out_dim, cfg):
+        super().__init__(embedding, out_dim, cfg)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
+        self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
+        self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
+
+    def songs(self, tokens, lengths, index):
+        x = self.embed(tokens)
+        enc = self.lstm(x, lengths)
+        rev = reverse_index(lengths, x.shape[1])
+        return {"a": self.attention.W_hm(enc["outputs"]), "mask": enc["mask"], "lengths": lengths, "rev": rev,
+                "xf": F.linear(x, self.lstm.fwd.weight_ih_l0, self.lstm.fwd.bias_ih_l0),
+                "xb": F.linear(_gather_steps(x, rev), self.lstm.bwd.weight_ih_l0, self.lstm.bwd.bias_ih_l0)}
+
+    def query(self, top_tags):
+        return {"b": self.attention.W_vm(super().query(top_tags)["v"])}
+
+    def weights(self, song: dict, query: dict, grid: bool = False) -> torch.Tensor:
+        """The attention weights s_t of Eq. 9 (sum to one over each lyric's real words)."""
+        return self.attention.weights(song["a"], query["b"], song["mask"], grid)
+
+    def pairs(self, song, query, grid=False):
+        s = self.weights(song, query, grid)
+        n = song["lengths"].to(s.dtype)
+        scale = s * n[:, None]                                   # P×T, or C×S×T on a grid (songs last but one)
+        rev = song["rev"].expand_as(scale)
+        scale_rev = scale.gather(-1, rev)                          # the backward LSTM reads the lyric reversed
+        xproj, lengths = torch.stack([song["xf"], song["xb"]]), song["lengths"]
+        if grid:  # songs broadcast against the images
+            xproj, lengths = xproj[:, None], lengths[None]
+        final = rerun([self.lstm.fwd, self.lstm.bwd], xproj, torch.stack([scale, scale_rev]), lengths)
+        return self.mlp(torch.cat([final[0], final[1]], -1))
+
+
 class AttentiveReader(LyricModel):
     """Hermann et al.'s Attentive Reader with the image's tag attention in place of the question:
     r = Σ_t s_t h_t (Eqs. 8-9 weights), g = tanh(W_rg r + W_ug ṽ), then a linear map into the tag space."""
@@ -256,7 +378,7 @@ class AttentiveReader(LyricModel):
 
     def __init__(self, embedding, out_dim, cfg):
         super().__init__(embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
         self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
         self.W_rg = nn.Linear(2 * cfg.hidden, cfg.mlp_hidden)
         self.W_ug = nn.Linear(embedding.shape[1], cfg.mlp_hidden, bias=False)
@@ -288,7 +410,7 @@ class OurMood(Our):
 
     def __init__(self, embedding, out_dim, cfg):
         LyricModel.__init__(self, embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
         self.mlp = mlp(2 * cfg.hidden + embedding.shape[1], cfg.mlp_hidden, out_dim)
 
     def songs(self, tokens, lengths, index):
@@ -308,8 +430,8 @@ class OurMood(Our):
         return self.mlp[2](self.mlp[1](a[None] + b[:, None] if grid else a + b))
 
 
-MODEL_CLASSES = {"BoW": BoW, "CONSE": CONSE, "Attentive-Reader": AttentiveReader, "Our": Our,
-                 "Our-attention": OurAttention, "Our-mood": OurMood}
+MODEL_CLASSES = {"BoW": BoW, "BoW-MLP": BoWMLP, "CONSE": CONSE, "Attentive-Reader": AttentiveReader, "Our": Our,
+                 "Our-attention": OurAttention, "Our-attention-linear": OurAttentionLinear, "Our-mood": OurMood}
 
 
 def build_model(method: str, data: lyricdata.Data, cfg: Config, train_songs: np.ndarray | None = None) -> LyricModel:
@@ -321,9 +443,9 @@ def build_model(method: str, data: lyricdata.Data, cfg: Config, train_songs: np.
     out_dim = data.targets.shape[1]
     if method == "Our-mood" and data.moods is None:
         raise ValueError("Our-mood needs data with moods: models.with_moods(data, ...)")
-    if method == "BoW":
+    if method in ("BoW", "BoW-MLP"):
         songs = np.arange(len(data.songs)) if train_songs is None else train_songs
-        model = BoW(data.embedding, out_dim, cfg, lyricdata.bow_matrix(data, songs))
+        model = MODEL_CLASSES[method](data.embedding, out_dim, cfg, lyricdata.bow_matrix(data, songs))
     else:
         model = MODEL_CLASSES[method](data.embedding, out_dim, cfg)
     if cfg.loss == "infonce":  # the temperature is learnt with the model (stored as log of the logit scale)

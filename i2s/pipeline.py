@@ -53,11 +53,13 @@ class Stage:
 LYRIC_TRAINING = ("lyric_model.vectors", "lyric_model.hidden", "lyric_model.mlp_hidden", "lyric_model.max_tokens",
                   "lyric_model.loss", "lyric_model.lr", "lyric_model.rho", "lyric_model.eps",
                   "lyric_model.batch_pairs", "lyric_model.max_epochs", "lyric_model.patience",
-                  "lyric_model.val_fraction", "lyric_model.threads")
+                  "lyric_model.val_fraction", "lyric_model.chrono", "lyric_model.threads")
 STAGES = {s.name: s for s in (
     Stage("00_world", ("world",), entry="i2s.synth:run_stage"),
     Stage("01_data_stats", ("data_stats",), files=("data_stats.data_root", "data_stats.world_truth")),
     Stage("02_tag_detector", ("tagger",), files=("tagger.scene_graphs", "tagger.world_truth", "tagger.checkpoint")),
+    Stage("03_tuning", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling", "tuning"),
+          entry="i2s.tuning:run_stage", files=("lyric_model.vectors",)),
     Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model"), files=("lyric_model.vectors",)),
     Stage("04_attention", ("data_stats.world_truth", *LYRIC_TRAINING, "attention"), files=("lyric_model.vectors",)),
     Stage("05_song2image", ("data_stats.world_truth", *LYRIC_TRAINING, "song2image"), files=("lyric_model.vectors",)),

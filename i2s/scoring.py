@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from . import lyricdata, metrics, networks, tagtable
 
-SCORE_BUDGET = 2_000_000             # floats per attention block when scoring pairs (memory, not results)
+SCORE_BUDGET = 20_000_000            # floats per attention block when scoring pairs (memory, not results)
 SONG_BLOCK = 64                      # pool songs scored together, sorted by length (less padding)
 
 
@@ -47,9 +47,21 @@ def predict_pairs(model: networks.LyricModel, data: lyricdata.Data, images: np.n
     return model.pairs({k: v[pos] for k, v in st.items()}, q)
 
 
+def similarity(model: networks.LyricModel, targets: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """How well each image (tag vectors C×D) matches each song's prediction (S×D, or C×S×D when the prediction
+    depends on the image): the cosine in the tag space, or a joint model's inner product in its own space; C×S."""
+    if model.joint:
+        img = model.image_side(targets)
+        return img @ pred.T if pred.dim() == 2 else torch.einsum("csd,cd->cs", pred, img)
+    v = F.normalize(targets, dim=-1)
+    p = F.normalize(pred, dim=-1)
+    return v @ p.T if p.dim() == 2 else torch.einsum("csd,cd->cs", p, v)
+
+
 @torch.no_grad()
 def score(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, songs: np.ndarray, budget: int = SCORE_BUDGET) -> np.ndarray:
-    """Cosine similarity of every image (rows) with every song's lyric (columns) in the tag space.
+    """Cosine similarity of every image (rows) with every song's lyric (columns) in the tag space (Bai et al.'s
+    BoW, a `joint` model: the inner product in its own space).
 
     For the attentive models the lyric depends on the image: songs are encoded once, in blocks sorted by
     length, and every image × song pair of a block is scored in one batched call (chunks of images bound
@@ -57,12 +69,12 @@ def score(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, 
     """
     model.eval()
     images, songs = np.asarray(images), np.asarray(songs)
-    v = F.normalize(data.targets[torch.as_tensor(images)], dim=-1)
+    targets = data.targets[torch.as_tensor(images)]
     out = torch.empty(len(images), len(songs))
     if not model.attends:
         pred = torch.cat([model.pairs(encode_songs(model, data, songs[s:s + 256]), None)
                           for s in range(0, len(songs), 256)])
-        return (v @ F.normalize(pred, dim=-1).T).numpy()
+        return similarity(model, targets, pred).numpy()
     q = image_query(model, data, images)
     order = np.argsort(data.lengths[torch.as_tensor(songs)].numpy(), kind="stable")
     for s in range(0, len(songs), SONG_BLOCK):
@@ -73,8 +85,7 @@ def score(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, 
         for c in range(0, len(images), chunk):
             qc = {k: x[c:c + chunk] for k, x in q.items()}
             pred = model.pairs(st, qc, grid=True)  # C × S × D
-            out[c:c + chunk, torch.as_tensor(cols)] = torch.einsum("csd,cd->cs", F.normalize(pred, dim=-1),
-                                                                   v[c:c + chunk])
+            out[c:c + chunk, torch.as_tensor(cols)] = similarity(model, targets[c:c + chunk], pred)
     return out.numpy()
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, metrics, networks, text, training
+from . import artefacts, lyricdata, metrics, networks, text, training, tuning
 
 VARIANT_STAGE = "07_variants"
 
 
-READS = ("subset", "splits", "triplets", "tags")  # what stage 07_variants@<name> reads
+READS = ("subset", "splits", "triplets", "tags", "tuned_settings")  # what stage 07_variants@<name> reads
 
 
 def variant_config(values: dict, variant: dict) -> networks.Config:
@@ -43,8 +43,9 @@ def run_variant(values: dict) -> pd.DataFrame:
     if len(pool) < 2 or not len(queries):
         raise ValueError(f"{len(pool)} songs with more than {values['more_than']} triplets and {len(queries)} queries: "
                          "too few for the supplement's protocol (lower supplementary.more_than)")
-    jobs = [{"method": m, "group": g, "split": lyricdata.SUPPLEMENT_SPLIT, "seed": int(values["seed"]) + k, "test": False}
-            for m in methods for g in groups for k in range(int(values["seeds"]))]
+    jobs = tuning.with_settings([{"method": m, "group": g, "split": lyricdata.SUPPLEMENT_SPLIT,
+                                  "seed": int(values["seed"]) + k, "test": False}
+                                 for m in methods for g in groups for k in range(int(values["seeds"]))], tuning.read_best())
     results = training.run_grid(jobs, datas, splits, cfg, int(values["n_jobs"]), threads,
                                 {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}")
     runs = training.results_frame(results, "frequent").drop(columns=list(metrics.SPLIT_METRICS[lyricdata.SUPPLEMENT_SPLIT]))

@@ -30,12 +30,13 @@ def compare_facts(ours: dict, ours_label: str = "ours") -> pd.DataFrame:
 
 
 def beside_paper(runs: pd.DataFrame, table: str, names, ours_label: str, split: str | None = None,
-                 order: dict | None = None, recall_scale: float = 1.0) -> pd.DataFrame:
+                 order: dict | None = None, recall_scale: float = 1.0, paper_row: dict | None = None) -> pd.DataFrame:
     """Long table: one row per (method, tags, metric) of `runs` (columns method, group and one per metric, a row
     per seed) with ours mean and std over seeds (0 for one seed), the paper's value in `table` (NaN where it has
     none) and the difference. `split` keeps that split of both; `order` fixes the row order of method and group
     ({"method": [...], "group": [...]}; default: as they appear). `recall_scale` multiplies the paper's R@K (Table 3
-    prints fractions; ours are percent)."""
+    prints fractions; ours are percent). `paper_row` names the published row a method of ours stands beside when it
+    is another reading of one (e.g. {"Our-attention-linear": "Our-attention"})."""
     pub = paper.results(table, **({"split": split} if split else {})).set_index(["method", "tags", "metric"])["value"]
     if split is not None and "split" in runs.columns:
         runs = runs[runs["split"] == split]
@@ -49,7 +50,8 @@ def beside_paper(runs: pd.DataFrame, table: str, names, ours_label: str, split: 
     for method, group in keys:
         for name in names:
             mean, std = agg.loc[(method, group), (name, "mean")], agg.loc[(method, group), (name, "std")]
-            pv = float(pub.get((method, group, name), np.nan)) * (recall_scale if name.startswith("R@") else 1.0)
+            published = (paper_row or {}).get(method, method)
+            pv = float(pub.get((published, group, name), np.nan)) * (recall_scale if name.startswith("R@") else 1.0)
             rows.append({"method": method, "tags": group, "metric": name, ours_label: mean,
                          "std": 0.0 if np.isnan(std) else std, "paper": pv, "difference": mean - pv})
     return pd.DataFrame(rows)

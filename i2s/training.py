@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 import numpy as np
@@ -33,18 +34,33 @@ def song_batches(images: np.ndarray, data: lyricdata.Data, batch_pairs: int, rng
     return [(images[np.isin(song_of, g)], song_of[np.isin(song_of, g)]) for g in groups]
 
 
-def _batch_loss(model, data, images, songs, cfg, rng) -> torch.Tensor:
+def negative_songs(songs: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each pair's song, another song drawn at random from `pool` (Eq. 13: "randomly from the entire lyric
+    database", i.e. all training lyrics, not the batch's)."""
+    pool = np.asarray(pool)
+    if len(np.unique(pool)) < 2:
+        raise ValueError("a negative lyric needs at least two songs in the pool")
+    neg = pool[rng.integers(0, len(pool), size=len(songs))]
+    while (clash := neg == songs).any():
+        neg[clash] = pool[rng.integers(0, len(pool), size=int(clash.sum()))]
+    return neg
+
+
+def _batch_loss(model, data, images, songs, cfg, rng, negatives) -> torch.Tensor:
     target = data.targets[torch.as_tensor(images)]
+    if model.joint:  # Bai et al.: margin ranking of the pair against a random training lyric, in the joint space
+        img = model.image_side(target)
+        neg = negative_songs(songs, negatives, rng)
+        return losses.ranking_hinge((img * scoring.predict_pairs(model, data, images, songs)).sum(-1),
+                                    (img * scoring.predict_pairs(model, data, images, neg)).sum(-1), 1.0)
     if cfg.loss == "infonce":  # every image of the batch against every song of the batch
         uniq, positive = np.unique(songs, return_inverse=True)
         return losses.loss_value("infonce", scoring.predict_grid(model, data, images, uniq), target,
-                          positive=torch.as_tensor(positive), log_scale=model.log_scale)
+                                 positive=torch.as_tensor(positive), log_scale=model.log_scale)
     pred = scoring.predict_pairs(model, data, images, songs)
     neg = None
-    if cfg.loss == "mrl":  # Eq. 13: a random other lyric; the batch's songs are a random draw of the training songs
-        uniq = np.unique(songs)
-        neg_songs = np.array([rng.choice(uniq[uniq != s]) if len(uniq) > 1 else s for s in songs])
-        neg = scoring.predict_pairs(model, data, images, neg_songs)
+    if cfg.loss == "mrl":  # Eq. 13: a random other lyric of all the training lyrics
+        neg = scoring.predict_pairs(model, data, images, negative_songs(songs, negatives, rng))
     return losses.loss_value(cfg.loss, pred, target, neg, cfg.margin)
 
 
@@ -63,28 +79,30 @@ def train(model: networks.LyricModel, data: lyricdata.Data, train_images: np.nda
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rho, eps=cfg.eps)
     val_batches = song_batches(val_images, data, cfg.batch_pairs, None)
+    train_songs = np.unique(data.image_song.numpy()[train_images])  # the negatives of Eq. 13 and Bai et al.
     best, best_state, waited, rows = float("inf"), None, 0, []
     t0 = time.perf_counter()
     bar = tqdm(range(1, cfg.max_epochs + 1), desc=desc, mininterval=5, disable=desc is None)
     for epoch in bar:
         model.train()
-        total, n, lyrics, t_ep = 0.0, 0, 0, time.perf_counter()
+        total, n, lyrics, t_ep, grads = 0.0, 0, 0, time.perf_counter(), []
         for images, songs in song_batches(train_images, data, cfg.batch_pairs, rng):
-            loss = _batch_loss(model, data, images, songs, cfg, rng)
+            loss = _batch_loss(model, data, images, songs, cfg, rng, train_songs)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            grads.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))))
             opt.step()
             total, n, lyrics = total + loss.item() * len(images), n + len(images), lyrics + len(np.unique(songs))
         train_s = time.perf_counter() - t_ep
         model.eval()
         vrng = np.random.default_rng(val_rng_seed)
         with torch.no_grad():
-            vl = sum(_batch_loss(model, data, i, s, cfg, vrng).item() * len(i) for i, s in val_batches)
+            vl = sum(_batch_loss(model, data, i, s, cfg, vrng, val_pool).item() * len(i) for i, s in val_batches)
         r, _ = scoring.pool_ranks(model, data, val_images, val_pool)
         crit = float(100 * np.mean(r) / len(val_pool))
         rows.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": vl / max(len(val_images), 1),
                      "val_mean_rank_pct": crit, "val_median_rank": metrics.median_rank(r),
-                     "lyrics_per_s": lyrics / train_s, "seconds": time.perf_counter() - t0})
+                     "lyrics_per_s": lyrics / train_s, "grad_norm": float(np.mean(grads)), "seconds": time.perf_counter() - t0})
         if crit < best - 1e-9:
             best, best_state, waited = crit, copy.deepcopy(model.state_dict()), 0
         else:
@@ -101,11 +119,13 @@ def train(model: networks.LyricModel, data: lyricdata.Data, train_images: np.nda
 
 def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, seed: int, cfg: networks.Config,
         extra: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, keep_model: bool = False,
-        threads: int | None = None, test: bool = True) -> dict:
+        threads: int | None = None, test: bool = True, fit: int = 0) -> dict:
     """Train one method on one split with one seed; the test ranks of every query and its top-3 songs.
 
     `extra`: further named (query images, candidate songs) sets to rank after training (e.g. Figure 7's songs).
-    `test=False` skips the split's own test set (when only the `extra` sets are reported, e.g. the supplement).
+    `test=False` skips the split's own test set (when only the `extra` sets are reported, e.g. the supplement, or
+    tuning). `fit` > 0 also ranks that many training images (evenly spaced) among all the training songs: how well
+    the model fits what it learnt from ("fit").
     """
     if threads:
         torch.set_num_threads(threads)
@@ -118,10 +138,14 @@ def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, see
     out = {"method": method, "group": data.group, "split": split, "seed": seed, "history": hist,
            "train_s": t_train, "epochs": int(hist["epoch"].max()), "best_epoch": int(hist.loc[hist["best"], "epoch"].iloc[0])}
     sets = {**({"test": (idx["test"], idx["pool"])} if test else {}), **(extra or {})}
+    if fit:
+        train_songs = np.unique(data.image_song.numpy()[idx["train"]])
+        sets["fit"] = (idx["train"][np.linspace(0, len(idx["train"]) - 1, min(fit, len(idx["train"]))).astype(int)],
+                       train_songs)
     t1 = time.perf_counter()
     for name, (images, pool) in sets.items():
         r, s = scoring.pool_ranks(model, data, images, pool)
-        out[name] = {"images": np.asarray(images), "ranks": r,
+        out[name] = {"images": np.asarray(images), "ranks": r, "pool": len(pool),
                      "top3": np.asarray(pool)[np.argsort(-s, axis=1, kind="stable")[:, :3]]}
     out["score_s"] = time.perf_counter() - t1
     out["test_pairs"] = len(idx["test"]) * len(idx["pool"]) if test else 0
@@ -132,13 +156,14 @@ def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, see
 
 def run_grid(jobs: list[dict], datas: dict[str, lyricdata.Data], splits: pd.DataFrame, cfg: networks.Config, n_jobs: int = 1,
              threads: int = 1, extra: dict[str, dict] | None = None, desc: str = "runs") -> list[dict]:
-    """Many `run`s ({method, group, split, seed[, keep_model, test]} each), in `n_jobs` processes of `threads` torch
-    threads. `extra[split]`: the `extra` sets of that split's runs (the groups share image and song indices).
+    """Many `run`s ({method, group, split, seed[, keep_model, test, fit, settings]} each; `settings` override `cfg`
+    for that run), in `n_jobs` processes of `threads` torch threads. `extra[split]`: the `extra` sets of that split's runs (the groups share image and song indices).
     Every run seeds itself, so the results do not depend on n_jobs or on the order in which runs finish."""
     from joblib import Parallel, delayed
     extra = extra or {}
-    calls = [delayed(run)(j["method"], datas[j["group"]], splits, j["split"], j["seed"], cfg, extra.get(j["split"]),
-                          j.get("keep_model", False), threads, j.get("test", True)) for j in jobs]
+    calls = [delayed(run)(j["method"], datas[j["group"]], splits, j["split"], j["seed"],
+                          dataclasses.replace(cfg, **j.get("settings", {})), extra.get(j["split"]),
+                          j.get("keep_model", False), threads, j.get("test", True), j.get("fit", 0)) for j in jobs]
     if n_jobs == 1:
         torch.set_num_threads(threads)
         return [c[0](*c[1], **c[2]) for c in tqdm(calls, desc=desc, mininterval=5)]

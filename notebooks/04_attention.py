@@ -15,7 +15,7 @@
 
 # %% [markdown]
 # # 04 · Image2song retrieval: tag attention, baselines, Table 2 and Figures 6-8
-# Retrieves songs for image queries through the image tags: five methods (BoW, CONSE, Attentive-Reader, Our, Our-attention) × three tag groups (objects, attributes, both) × the two splits, each with several seeds, beside the paper's Table 2; example retrievals (Fig. 6), per-song results (Figs. 7-8) and what the attention looks at.
+# Retrieves songs for image queries through the image tags: the paper's five methods (BoW, CONSE, Attentive-Reader, Our, Our-attention) and two second readings (BoW-MLP, Our-attention-linear) × three tag groups (objects, attributes, both) × the two splits, each with several seeds and the setting chosen for it on validation, beside the paper's Table 2; example retrievals (Fig. 6), per-song results (Figs. 7-8) and what the attention looks at.
 #
 # Paper: Li, Hu, Lu, *Image2song*, Sections 4.3, 5.1 and 5.2. The photos, lyrics and tags are those of the
 # **synthetic** world (stage `00_world`) and notebook 02's detector: every number below is a synthetic result,
@@ -54,15 +54,17 @@ import torch
 from IPython.display import Markdown, display
 
 from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, tables,
-                 training)
+                 training, tuning)
 
 STAGE = "04_attention"
-READS = ("subset", "splits", "songs_gt50", "tags")  # notebook 01's subset, splits and frequent songs; 02's tags
+READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
 subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)
 gt50 = artefacts.read("songs_gt50")
 cfg = networks.Config.from_params(**globals())  # the model and training settings of the parameters cell
+best = tuning.read_best()                        # each method's learning rate and width, chosen on validation (03)
+METHODS = networks.METHODS + networks.EXTRA_METHODS   # the paper's five, and our second readings of two of them
 ours = tables.source_label(bool(world_truth))
 datas = {g: lyricdata.build_data(subset, tag_table, g, kv, top_k, max_tokens) for g in lyricdata.GROUPS}
 display(pd.Series(asdict(cfg), name="setting").to_frame())
@@ -94,7 +96,8 @@ extra = {"section": {"gt50": (gt50_queries, gt50_songs)}} if len(gt50_queries) e
 # scored in batched calls.
 
 # %%
-jobs = training.grid_jobs(networks.METHODS, lyricdata.GROUPS, lyricdata.SPLITS, seeds, seed, keep="dagger")
+jobs = tuning.with_settings(training.grid_jobs(METHODS, lyricdata.GROUPS, lyricdata.SPLITS, seeds, seed, keep="dagger"),
+                           best)
 t0 = time.perf_counter()
 results = training.run_grid(jobs, datas, splits, cfg, n_jobs, threads, extra, "Table 2 runs")
 grid_s = time.perf_counter() - t0
@@ -131,12 +134,27 @@ display(Markdown("Differences, ours − paper:"))
 display(experiments.table2_differences(long).round(2))
 
 # %% [markdown]
-# ## Our-attention against Our: paired bootstrap over test queries
-# The same queries for both methods; ranks averaged over seeds inside each resample. `p_not_better` is the share
-# of resamples in which Our-attention is not better (for Med r: not lower).
+# ## Two readings of Eq. 10, and of the BoW baseline
+# - **Our-attention** is Eq. 10 as written: a first pass of the BiLSTM gives the outputs h_t, Eqs. 8-9 give their
+#   weights s_t for the photo, and a second pass of the same BiLSTM hands on, at every step, its own output
+#   re-weighted, h̃_t = n·s_t·h_t, as the state the next step's gates read; the attention "flows through the entire
+#   lyric" and the second pass's final outputs go through the MLP (n = the lyric's length, so uniform attention
+#   gives back Our exactly). Every (photo, song) pair needs its own second pass.
+# - **Our-attention-linear** (this repo's earlier form) keeps the gates of the un-attended pass and rescales each
+#   step's write to the final cell state by n·s_t: the final output is then linear in s, and every pair is scored
+#   from one pass per song. Both stand beside the paper's one Our-attention row.
+# - **BoW** is Bai et al.'s supervised semantic indexing: the photo's tag vector and the lyric's tf-idf are mapped
+#   into one low-rank space, scored by their inner product, trained with a margin ranking loss against a random
+#   training lyric. **BoW-MLP** (the earlier baseline) maps the tf-idf alone into the tag space with the MSE of the
+#   other methods; the paper has no such row.
+#
+# ## Attention against Our: paired bootstrap over test queries
+# Each attention reading (`a`) against Our on the same queries; ranks averaged over seeds inside each resample.
+# `p_not_better` is the share of resamples in which the attention model is not better (for Med r: not lower).
 
 # %%
-boot = experiments.paired_bootstrap_table(results, "Our-attention", "Our", bootstrap, seed)
+boot = pd.concat([experiments.paired_bootstrap_table(results, a, "Our", bootstrap, seed).assign(a=a)
+                  for a in ("Our-attention", "Our-attention-linear")], ignore_index=True)
 display(tables.save_table(boot.round(4), STAGE, "bootstrap_attention_vs_our").round(3))
 
 # %% [markdown]
@@ -158,7 +176,7 @@ titles = subset.drop_duplicates("song_id").set_index("song_id")["title"]
 if len(gt50_queries):
     per_song = experiments.per_song_table(results, datas, gt50["song_id"], titles)
     tables.save_table(per_song.round(2).reset_index(names="song"), STAGE, "fig7_fig8_per_song_r3")
-    fig = figures.per_song_bars(per_song, ["Our (obj-attr)", "Our-attention (obj-attr)"],
+    fig = figures.per_song_bars(per_song, ["Our (obj-attr)", "Our-attention (obj-attr)", "Our-attention-linear (obj-attr)"],
                                 f"Per-song R@3 among the {len(gt50_songs)} songs with > 50 triplets (cf. Fig. 7), synthetic")
     figures.savefig(fig, STAGE, "fig7_per_song_attention")
     fig = figures.per_song_bars(per_song, ["Our (obj)", "Our (attr)", "Our (obj-attr)"],
@@ -204,14 +222,15 @@ display(Markdown("\n".join(f"- *{c['finding']}*: holds in **{c['holds (ours)']}*
 
 # %%
 sig = experiments.significant_cells(boot)
-att_summary = sig.groupby("split")[["better", "worse"]].sum().assign(cells=sig.groupby("split").size())
+att_summary = sig.groupby(["a", "split"])[["better", "worse"]].sum().assign(cells=sig.groupby(["a", "split"]).size())
 display(att_summary)
-display(Markdown(
-    f"Our-attention against Our, paired bootstrap (two-sided 95%): better in **{int(sig['better'].sum())}** of "
-    f"{len(sig)} split × tag group × metric cells, worse in **{int(sig['worse'].sum())}**, within query noise in the "
-    f"rest. The paper reports Our-attention ahead of Our in "
-    f"{int(found.set_index('key').loc['attention_helps', 'holds (paper)'])} of "
-    f"{int(found.set_index('key').loc['attention_helps', 'cells'])} cells of its Table 2 (no intervals)."))
+display(Markdown("\n".join(
+    f"- {a} against Our, paired bootstrap (two-sided 95%): better in **{int(g['better'].sum())}** of {len(g)} split × "
+    f"tag group × metric cells, worse in **{int(g['worse'].sum())}**, within query noise in the rest."
+    for a, g in sig.groupby("a", sort=False))
+    + f"\n\nThe paper reports Our-attention ahead of Our in "
+      f"{int(found.set_index('key').loc['attention_helps', 'holds (paper)'])} of "
+      f"{int(found.set_index('key').loc['attention_helps', 'cells'])} cells of its Table 2 (no intervals)."))
 
 # %% [markdown]
 # Each row of the findings table counts the comparable cells of Table 2 (both splits, all metrics) in which a

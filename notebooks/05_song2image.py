@@ -54,15 +54,16 @@ import torch
 from IPython.display import Markdown, display
 
 from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, tables,
-                 training)
+                 training, tuning)
 
 STAGE = "05_song2image"
-READS = ("subset", "splits", "tags")  # notebook 01's subset and splits, notebook 02's tag table
+READS = ("subset", "splits", "tags", "tuned_settings")  # notebooks 01's and 02's; Our's setting chosen on validation (03)
 SPLIT = "dagger"           # Section 5.3: dataset †
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
 subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)
-cfg = networks.Config.from_params(**globals())  # the model and training settings of the parameters cell
+cfg = tuning.tuned(networks.Config.from_params(**globals()), tuning.read_best(), "Our")  # the parameters cell's settings,
+# with Our's learning rate and width chosen on validation (stage 03_tuning)
 ours = tables.source_label(bool(world_truth))
 data = lyricdata.build_data(subset, tag_table, group, kv, top_k, max_tokens)
 display(pd.Series(asdict(cfg), name="setting").to_frame())

@@ -27,7 +27,7 @@ world_truth = "data/00_world/truth"  # data_stats.world_truth; empty for real da
 more_than = 50             # supplementary section: the songs with more than this many triplets
 seed = 0                   # bootstrap seed
 variants = {               # the variant stages 07_variants@<name> whose runs this notebook reads (their settings)
-    "paper_methods": {"methods": ["BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention"],
+    "paper_methods": {"methods": ["BoW", "CONSE", "Attentive-Reader", "Our", "Our-attention", "Our-attention-linear"],
                       "groups": ["obj", "attr", "obj-attr"]},
     "mood": {"methods": ["Our-mood"], "groups": ["obj", "attr", "obj-attr"]},
     "max_pooling": {"methods": ["Our-attention"], "groups": ["obj-attr"], "pooling": "max"},

@@ -54,7 +54,7 @@ display(Markdown("**Ready**: every artefact is there." if not missing else
 # and the ranking follows. ▲ marks the photo's own song when it is in the library.
 
 # %%
-method = w.Dropdown(options=networks.METHODS, value="Our-attention", description="model")
+method = w.Dropdown(options=networks.METHODS + networks.EXTRA_METHODS, value="Our-attention", description="model")
 group = w.ToggleButtons(options=lyricdata.GROUPS, value="obj-attr", description="tags")
 reload_button = w.Button(description="reload", icon="refresh", tooltip="re-read the artefacts of the last dvc repro")
 photo = w.Combobox(placeholder="a photo of the world, e.g. IMG_0000010.jpg", description="photo", ensure_option=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scoring, tagging, tagtable
+from i2s import artefacts, detector, explore, lyricdata, networks, persistence, scoring, tagging, tagtable
 
 OBJECTS = ["sun", "wave", "tree", "snowman"]
 ATTRIBUTES = ["blue", "white", "small"]

@@ -138,10 +138,11 @@ def test_attention_weights_sum_to_one_over_real_words(tiny, method):
     np.testing.assert_allclose(w[1], scoring.attention_weights(model, data, 5, 2)[0], rtol=1e-6)
 
 
-def test_uniform_attention_gives_back_our_representation(tiny):
+@pytest.mark.parametrize("method", ["Our-attention", "Our-attention-linear"])
+def test_uniform_attention_gives_back_our_representation(tiny, method):
     data, _ = tiny
     torch.manual_seed(0)
-    att = networks.build_model("Our-attention", data, CFG).eval()
+    att = networks.build_model(method, data, CFG).eval()
     our = networks.build_model("Our", data, CFG).eval()
     our.lstm.load_state_dict(att.lstm.state_dict())
     our.mlp.load_state_dict(att.mlp.state_dict())
@@ -153,7 +154,7 @@ def test_uniform_attention_gives_back_our_representation(tiny):
                                    scoring.predict_pairs(our, data, images, songs))
 
 
-@pytest.mark.parametrize("method", networks.METHODS)
+@pytest.mark.parametrize("method", networks.METHODS + networks.EXTRA_METHODS)
 def test_batched_scores_equal_pairwise_predictions(tiny, method):
     data, splits = tiny
     torch.manual_seed(0)
@@ -165,7 +166,8 @@ def test_batched_scores_equal_pairwise_predictions(tiny, method):
         for i, im in enumerate(images):
             for j, so in enumerate(songs):
                 pred = scoring.predict_pairs(model, data, np.array([im]), np.array([so]))
-                naive[i, j] = torch.nn.functional.cosine_similarity(pred, data.targets[[im]]).item()
+                naive[i, j] = ((model.image_side(data.targets[[im]]) * pred).sum().item() if model.joint else
+                               torch.nn.functional.cosine_similarity(pred, data.targets[[im]]).item())
     np.testing.assert_allclose(s, naive, atol=1e-5)
 
 
@@ -211,8 +213,8 @@ def test_losses():
         losses.loss_value("hinge", a, a)
 
 
-@pytest.mark.parametrize("method,loss", [(m, "mse") for m in networks.METHODS] + [("Our", "cpl"), ("Our-attention", "mrl"),
-                                                                                         ("Our-attention", "infonce")])
+@pytest.mark.parametrize("method,loss", [(m, "mse") for m in networks.METHODS + networks.EXTRA_METHODS]
+                         + [("Our", "cpl"), ("Our-attention", "mrl"), ("Our-attention", "infonce")])
 def test_training_reduces_the_loss_on_a_tiny_problem(tiny, method, loss):
     data, splits = tiny
     cfg = networks.Config(hidden=8, mlp_hidden=16, attention=6, top_k=3, batch_pairs=20, max_epochs=1, loss=loss,
@@ -225,7 +227,8 @@ def test_training_reduces_the_loss_on_a_tiny_problem(tiny, method, loss):
 
     def full_loss():
         with torch.no_grad():
-            return training._batch_loss(model.eval(), data, images, songs, cfg, np.random.default_rng(5)).item()
+            return training._batch_loss(model.eval(), data, images, songs, cfg, np.random.default_rng(5),
+                                        np.unique(songs)).item()
     before = full_loss()
     for _ in range(15):
         training.train(model, data, images, idx["val"], idx["val_pool"], cfg, seed=0)
@@ -287,3 +290,73 @@ def test_bilstm_forget_gate_starts_open_and_the_memory_terms_still_add_up():
     # the final cell state is the sum of the per-step contributions, so h_final = o_final * tanh(sum)
     h = out["o_fwd"] * torch.tanh(out["contrib_fwd"].sum(1))
     torch.testing.assert_close(h, out["final"][:, :4], rtol=1e-5, atol=1e-5)
+
+
+def _two_step_models():
+    """Eq. 10 and its linear reading with the same weights, on a one-word-per-step embedding."""
+    emb = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])   # PAD, UNK, two words
+    cfg = networks.Config(hidden=3, mlp_hidden=4, attention=2, top_k=1, chrono=0, forget_bias=0.0)
+    torch.manual_seed(3)
+    eq10 = networks.OurAttention(emb, 2, cfg).eval()
+    linear = networks.OurAttentionLinear(emb, 2, cfg).eval()
+    linear.load_state_dict(eq10.state_dict())
+    return eq10, linear
+
+
+def test_eq10_hands_the_reweighted_output_on_and_differs_from_the_linear_reading():
+    eq10, linear = _two_step_models()
+    tokens, lengths = torch.tensor([[2, 3]]), torch.tensor([2])
+    with torch.no_grad():
+        song = eq10.songs(tokens, lengths, torch.tensor([0]))
+        s = torch.tensor([[0.9, 0.1]])           # attention weights of the two words, sum 1
+        eq10.weights = lambda st, q, grid=False: s
+        linear.weights = lambda st, q, grid=False: s
+        out = eq10.pairs(song, {"b": torch.zeros(1, 2)})
+        out_lin = linear.pairs(linear.songs(tokens, lengths, torch.tensor([0])), {"b": torch.zeros(1, 2)})
+        # Eq. 10 by hand: the forward LSTM's second step reads h̃_1 = n·s_1·h_1; the backward one reads the lyric
+        # reversed, so its second step reads n·s_2·h of the second word; final = h_fwd(2) ‖ h_bwd(1)
+        def cell(lstm, x, h, c):
+            g = lstm.weight_ih_l0 @ x + lstm.bias_ih_l0 + lstm.weight_hh_l0 @ h + lstm.bias_hh_l0
+            i, f, gg, o = g.chunk(4)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+            return torch.sigmoid(o) * torch.tanh(c), c
+        x1, x2, z = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.zeros(3)
+        h1, c1 = cell(eq10.lstm.fwd, x1, z, z)
+        hf, _ = cell(eq10.lstm.fwd, x2, 2 * 0.9 * h1, c1)
+        g1, d1 = cell(eq10.lstm.bwd, x2, z, z)
+        hb, _ = cell(eq10.lstm.bwd, x1, 2 * 0.1 * g1, d1)
+        torch.testing.assert_close(out, eq10.mlp(torch.cat([hf, hb]))[None])
+    assert not torch.allclose(out, out_lin, atol=1e-4)   # the two readings are different mechanisms
+
+
+def test_bai_et_al_ranking_loss_separates_a_separable_toy_problem():
+    torch.manual_seed(0)
+    # 6 "documents" (bags of 6 words) and queries in a 4-d tag space: query k matches document k
+    docs = torch.eye(6)
+    queries = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
+    cfg = networks.Config(mlp_hidden=4)
+    model = networks.BoW(torch.zeros(2, 1), 4, cfg, docs)
+    opt = torch.optim.RMSprop(model.parameters(), lr=0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        neg = training.negative_songs(np.arange(6), np.arange(6), rng)
+        img = model.image_side(queries)
+        loss = losses.ranking_hinge((img * model.songs(None, None, torch.arange(6))["pred"]).sum(-1),
+                                    (img * model.songs(None, None, torch.as_tensor(neg))["pred"]).sum(-1), 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        scores = model.image_side(queries) @ model.songs(None, None, torch.arange(6))["pred"].T
+    assert (scores.argmax(1) == torch.arange(6)).all() and loss.item() < 0.1
+
+
+def test_mrl_and_bai_negatives_come_from_all_training_lyrics_not_the_batch():
+    rng = np.random.default_rng(0)
+    batch = np.array([3, 3, 7, 7])
+    pool = np.arange(100)
+    neg = np.concatenate([training.negative_songs(batch, pool, rng) for _ in range(200)])
+    assert not (neg.reshape(200, 4) == batch).any()            # never the pair's own song
+    assert len(set(neg) - set(batch)) > 80                      # drawn from the whole pool, not the batch
+    with pytest.raises(ValueError, match="two songs"):
+        training.negative_songs(batch, np.array([3]), rng)

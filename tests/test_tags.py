@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from i2s import artefacts, detection_eval, detector, imagefiles, scenegraphs, tagging, tagtable
+from i2s import artefacts, detection_eval, detector, scenegraphs, tagging, tagtable
 
 OBJECTS = ["cat", "dog", "tree", "car"]
 ATTRIBUTES = ["red", "small", "furry"]
