@@ -97,7 +97,8 @@ def train(model: networks.LyricModel, data: lyricdata.Data, train_images: np.nda
         model.eval()
         vrng = np.random.default_rng(val_rng_seed)
         with torch.no_grad():
-            vl = sum(_batch_loss(model, data, i, s, cfg, vrng, val_pool).item() * len(i) for i, s in val_batches)
+            vl = sum(_batch_loss(model, data, i, s, cfg, vrng, np.union1d(train_songs, val_pool)).item() * len(i)
+                     for i, s in val_batches)
         r, _ = scoring.pool_ranks(model, data, val_images, val_pool)
         crit = float(100 * np.mean(r) / len(val_pool))
         rows.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": vl / max(len(val_images), 1),
