@@ -1,0 +1,179 @@
+"""Issue 13: bad input, bad parameters and untrusted files. Nothing lost, nothing silently wrong, no code run.
+
+One test per case of the issue. Every loader test checks that rows in = kept + rejected.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from i2s import data, imagefiles
+
+EN = ("Oh baby I remember the summer night we danced under the stars and the ocean waves were singing "
+      "our song forever and ever I will hold you close tonight and never let you go away again ") * 3
+HEADER = "image,title,artist,favorite_count,mood\n"
+
+
+def _jpeg_bytes(size=(20, 20), value=128) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _dataset(root: Path, triplets: str | bytes, images=("a.jpg", "b.jpg"), lyrics=None) -> Path:
+    """A dataset folder: the given triplets.csv text, a lyric for ('Summer Night', 'Ava'), small JPEGs."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for name in images:
+        (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "images" / name).write_bytes(_jpeg_bytes())
+    (root / "triplets.csv").write_bytes(triplets if isinstance(triplets, bytes) else triplets.encode())
+    pd.DataFrame(lyrics or [("Summer Night", "Ava", EN)], columns=["title", "artist", "lyric"]).to_csv(
+        root / "lyrics.csv", index=False)
+    return root
+
+
+def _load(root: Path, rows_in: int, **kw):
+    """Load and check that every row of triplets.csv is kept or rejected exactly once."""
+    kept, rej = data.load_shuttersong(root, **kw)
+    trip = rej[rej["file"] == "triplets.csv"]
+    assert len(kept) + len(trip) == rows_in
+    assert sorted([*kept["row"], *trip["row"]]) == list(range(rows_in))
+    return kept, rej
+
+
+def _reasons(rej) -> dict:
+    r = rej[rej["file"] == "triplets.csv"]
+    return dict(zip(r["row"], r["reason"]))
+
+
+# ---- case 1: CSV dialects -------------------------------------------------------------------------------
+GOOD = "a.jpg,Summer Night,Ava,3,happy\n"
+
+
+@pytest.mark.parametrize("text,kept_rows,rejected", [
+    # an unquoted comma in the first data row: that row is rejected, not the whole file read shifted by a column
+    (HEADER + "a.jpg,Summer, Night,Ava,3,happy\n" + "b.jpg,Summer Night,Ava,4,\n", [1], {0: "bad_field_count"}),
+    # a trailing comma on every data row (a common export style), with or without one on the header
+    (HEADER + "a.jpg,Summer Night,Ava,3,happy,\nb.jpg,Summer Night,Ava,4,,\n", [0, 1], {}),
+    (HEADER.replace("\n", ",\n") + "a.jpg,Summer Night,Ava,3,happy,\nb.jpg,Summer Night,Ava,4,,\n", [0, 1], {}),
+    # a row short of a required field is rejected; one short of the optional mood reads mood ''
+    (HEADER + "a.jpg,Summer Night,Ava\nb.jpg,Summer Night,Ava,4\n", [1], {0: "bad_field_count"}),
+    # a UTF-8 BOM, a pandas index column, blank lines
+    ("\ufeff" + HEADER + GOOD, [0], {}),
+    ("," + HEADER + "0," + GOOD + "\n1,b.jpg,Summer Night,Ava,4,\n", [0, 1], {}),
+    # a header and no rows
+    (HEADER, [], {}),
+])
+def test_case1_csv_dialects_keep_or_reject_each_row(tmp_path, text, kept_rows, rejected):
+    rows_in = len([line for line in text.splitlines()[1:] if line.strip()])
+    kept, rej = _load(_dataset(tmp_path, text), rows_in)
+    assert list(kept["row"]) == kept_rows
+    assert _reasons(rej) == rejected
+    assert (kept["title"] == "Summer Night").all() and (kept["favorite_count"] >= 3).all()
+    if rejected:
+        assert "line 2" in rej["detail"].iat[0] and "fields" in rej["detail"].iat[0]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", r"triplets\.csv: empty file"),
+    (HEADER.replace("mood", "title").encode() + GOOD.encode(), r"triplets\.csv: duplicate column.*'title'"),
+    ((HEADER + "a.jpg,Café Night,Ava,3,\n").encode("latin-1"), r"triplets\.csv: not UTF-8.*line 2.*Latin-1"),
+    ((HEADER + GOOD).encode("utf-16"), r"triplets\.csv: UTF-16"),
+    ((HEADER + 'a.jpg,"Summer Night,Ava,3,\n' + GOOD).encode(), r"triplets\.csv: unreadable CSV at line 3"),
+])
+def test_case1_files_that_cannot_be_read_are_errors_naming_file_and_line(tmp_path, content, message):
+    with pytest.raises(data.DataError, match=message):
+        data.load_shuttersong(_dataset(tmp_path, content))
+
+
+# ---- case 2: values that were silently wrong ------------------------------------------------------------
+def test_case2_no_wrapped_counts_no_unicode_digits_and_distinct_songs_get_distinct_ids(tmp_path):
+    text = HEADER + "".join([
+        "a.jpg,Summer Night,Ava,9223372036854775807,\n",    # 0 the largest int64: kept exactly
+        "a.jpg,Summer Night,Ava,9223372036854775808,\n",    # 1 2^63: would wrap to a negative count
+        "a.jpg,Summer Night,Ava,18446744073709551617,\n",   # 2 above 2^64
+        "a.jpg,Summer Night,Ava,١٢,\n",                     # 3 Arabic-Indic digits
+        "a.jpg,Summer Night,Ava,４,\n",                      # 4 full-width digit
+        "a.jpg,Summer Night,Ava, 007 ,\n",                  # 5 kept as 7
+        "b.jpg,Love|Me,X,2,\n",                             # 6 kept: its own lyric
+        "b.jpg,Love,Me|X,2,\n",                             # 7 no lyric of its own
+    ])
+    lyrics = [("Summer Night", "Ava", EN), ("Love|Me", "X", EN)]
+    kept, rej = _load(_dataset(tmp_path, text, lyrics=lyrics), 8)
+    assert kept["favorite_count"].tolist() == [2**63 - 1, 7, 2]
+    assert kept["favorite_count"].dtype == np.int64
+    assert _reasons(rej) == {1: "bad_favorite_count", 2: "bad_favorite_count", 3: "bad_favorite_count",
+                             4: "bad_favorite_count", 7: "missing_lyric"}
+    assert data.song_key("Love|Me", "X") != data.song_key("Love", "Me|X")
+    assert data.song_key("Love\\", "|X") != data.song_key("Love\\|", "X")
+    # ids of ordinary titles are the ones the loader gave before
+    assert data.song_key("Summer Night", "Ava Harlow") == "song_4ce175a31e"
+    assert data.song_key(" summer  night", "AVA HARLOW") == data.song_key("Summer Night", "Ava Harlow")
+
+
+# ---- case 3: image paths --------------------------------------------------------------------------------
+def test_case3_paths_in_subfolders_are_found_and_paths_leaving_images_are_rejected(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(_jpeg_bytes())  # outside images/: must never be read for a row
+    text = HEADER + "".join([
+        "sub/x.jpg,Summer Night,Ava,3,\n",            # 0 kept: the file in the subfolder
+        "sub/deeper/y.jpg,Summer Night,Ava,3,\n",     # 1 kept
+        "../x.jpg,Summer Night,Ava,3,\n",             # 2 leaves images/
+        f"{tmp_path / 'x.jpg'},Summer Night,Ava,3,\n",  # 3 absolute
+        "sub/../../x.jpg,Summer Night,Ava,3,\n",      # 4 leaves images/ on the way
+        "x.jpg,Summer Night,Ava,3,\n",                # 5 not in images/ (only sub/x.jpg is)
+        ",Summer Night,Ava,3,\n",                     # 6 no name at all
+    ])
+    kept, rej = _load(_dataset(tmp_path, text, images=("sub/x.jpg", "sub/deeper/y.jpg")), 7)
+    assert kept["image_path"].tolist() == [str(tmp_path / "images" / "sub" / "x.jpg"),
+                                           str(tmp_path / "images" / "sub" / "deeper" / "y.jpg")]
+    assert _reasons(rej) == {2: "image_outside_images_dir", 3: "image_outside_images_dir",
+                             4: "image_outside_images_dir", 5: "missing_image", 6: "image_outside_images_dir"}
+    kept, rej = _load(tmp_path, 7, check_images=False)  # the path rule holds without the image check too
+    assert set(_reasons(rej)) == {2, 3, 4, 6}
+
+
+# ---- case 4: one bad image rejects its row, it does not stop the load ------------------------------------------
+def _tiff_with_text_strip_offsets() -> bytes:
+    """A TIFF whose StripOffsets tag claims to be text: Pillow raises TypeError decoding it."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, "TIFF")
+    b = bytearray(buf.getvalue())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for k in range(struct.unpack("<H", b[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack("<H", b[entry:entry + 2])[0] == 273:
+            b[entry + 2:entry + 4] = struct.pack("<H", 2)  # type ASCII
+    return bytes(b)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width×height pixels (a decompression bomb's signature)."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    b = bytearray(buf.getvalue())
+    b[16:24] = struct.pack(">II", width, height)
+    b[29:33] = struct.pack(">I", zlib.crc32(bytes(b[12:29])))
+    return bytes(b)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_case4_corrupt_tiff_and_decompression_bombs_are_rejections_of_their_rows(tmp_path):
+    _dataset(tmp_path, HEADER + "".join(f"{n},Summer Night,Ava,{k + 1},\n" for k, n in enumerate(
+        ["a.jpg", "bad.tif", "bomb.png", "big.png", "pcx.pcx"])))
+    (tmp_path / "images" / "bad.tif").write_bytes(_tiff_with_text_strip_offsets())
+    (tmp_path / "images" / "bomb.png").write_bytes(_png_claiming(20_000, 20_000))  # over Pillow's own refusal
+    (tmp_path / "images" / "big.png").write_bytes(_png_claiming(10_000, 9_000))     # over our limit only
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "pcx.pcx")  # a format the pipeline does not read
+    kept, rej = _load(tmp_path, 5)
+    assert list(kept["row"]) == [0]
+    assert _reasons(rej) == {1: "unreadable_image", 2: "image_too_large", 3: "image_too_large", 4: "unreadable_image"}
+    detail = rej.set_index("row")["detail"]
+    assert detail[1].startswith("bad.tif: ") and "TypeError" in detail[1]
+    assert "10000×9000 px is over the limit" in detail[3]
