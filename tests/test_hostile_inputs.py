@@ -177,3 +177,143 @@ def test_case4_corrupt_tiff_and_decompression_bombs_are_rejections_of_their_rows
     detail = rej.set_index("row")["detail"]
     assert detail[1].startswith("bad.tif: ") and "TypeError" in detail[1]
     assert "10000×9000 px is over the limit" in detail[3]
+
+
+# ---- case 5: one image reader ---------------------------------------------------------------------------------
+def _save(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _png16_rgb(rgb: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG written by hand (Pillow cannot write one)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\0" + rgb[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+GREY16 = np.array([[0, 257, 32896, 65535]], np.uint16)  # 0, 1, 128 and 255 in 8 bits
+P = Image.new("P", (4, 1))
+P.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+P.putdata([0, 1, 0, 1])
+FORMATS = {  # name: (file bytes, the RGB of its pixels, tolerance)
+    "rgb jpeg": (_save(Image.new("RGB", (8, 8), (200, 30, 30)), "JPEG"), [(200, 30, 30)] * 4, 6),
+    "grey png": (_save(Image.new("L", (4, 1), 100), "PNG"), [(100, 100, 100)] * 4, 0),
+    "bilevel png": (_save(Image.new("1", (4, 1), 1), "PNG"), [(255, 255, 255)] * 4, 0),
+    "16-bit grey png": (_save(Image.fromarray(GREY16), "PNG"), [(v, v, v) for v in (0, 1, 128, 255)], 0),
+    "16-bit grey tiff": (_save(Image.fromarray(GREY16), "TIFF"), [(v, v, v) for v in (0, 1, 128, 255)], 0),
+    "16-bit rgb png": (_png16_rgb(np.array([[[65535, 32896, 0]] * 4], np.uint16)), [(255, 128, 0)] * 4, 0),
+    "palette png": (_save(P, "PNG"), [(255, 0, 0), (0, 0, 255)] * 2, 0),
+    "palette png, colour 1 transparent": (_save(P, "PNG", transparency=1), [(255, 0, 0), (255, 255, 255)] * 2, 0),
+    "palette gif": (_save(P, "GIF"), [(255, 0, 0), (0, 0, 255)] * 2, 0),
+    "rgba png, half transparent": (_save(Image.new("RGBA", (4, 1), (255, 0, 0, 128)), "PNG"), [(255, 127, 127)] * 4, 1),
+    "grey+alpha png, transparent": (_save(Image.new("LA", (4, 1), (0, 0)), "PNG"), [(255, 255, 255)] * 4, 0),
+    "cmyk jpeg": (_save(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"), [(255, 0, 0)] * 4, 6),
+    "cmyk tiff": (_save(Image.new("CMYK", (4, 1), (0, 255, 255, 0)), "TIFF"), [(255, 0, 0)] * 4, 0),
+    "bmp": (_save(Image.new("RGB", (4, 1), (1, 2, 3)), "BMP"), [(1, 2, 3)] * 4, 0),
+    "webp (lossless)": (_save(Image.new("RGB", (4, 1), (9, 99, 199)), "WEBP", lossless=True), [(9, 99, 199)] * 4, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_case5_the_reader_gives_8bit_rgb_for_every_mode(name):
+    content, colours, tol = FORMATS[name]
+    rgb = imagefiles.read_image(content, name=name)
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.flags.writeable
+    got = rgb[0, :4].astype(int)
+    assert np.abs(got - np.array(colours)).max() <= tol, got.tolist()
+
+
+def test_case5_exif_orientation_max_side_and_tensors_agree(tmp_path):
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, 20:] = 255  # left half black
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display", as phones write it
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(a).save(path, "JPEG", exif=exif)
+    rgb = imagefiles.read_image(path)
+    assert rgb.shape == (40, 20, 3)  # shown upright: taller than wide
+    assert rgb[:18].mean() < 20 and rgb[22:].mean() > 235  # the left half is now on top
+    tensor = imagefiles.load_image(path)
+    assert tensor.shape == (3, 40, 20) and tensor.dtype.is_floating_point is False
+    np.testing.assert_array_equal(tensor.permute(1, 2, 0).numpy(), rgb)
+    assert imagefiles.read_image(path, max_side=10).shape == (10, 5, 3)
+    assert imagefiles.read_image(path.read_bytes(), max_side=10).shape == (10, 5, 3)
+    assert [t.shape for t in imagefiles.load_images([path, path], threads=2, max_side=20)] == [(3, 20, 10)] * 2
+
+
+def test_case5_unusable_files_are_one_error_type_naming_the_file(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(big)
+    with pytest.raises(imagefiles.ImageFileError, match=r"big\.png: 64×64 px is over the limit of 1,000 px") as e:
+        imagefiles.read_image(big, max_pixels=1000)
+    assert e.value.reason == "image_too_large"
+    with pytest.raises(imagefiles.ImageFileError, match=r"nothere\.jpg: no such file") as e:
+        imagefiles.read_image(tmp_path / "nothere.jpg")
+    assert e.value.reason == "missing_image"
+    with pytest.raises(imagefiles.ImageFileError, match=r"upload\.jpg: the file is empty"):
+        imagefiles.read_image(b"", name="upload.jpg")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(imagefiles.ImageFileError, match=r"notes\.jpg: not a JPEG, PNG"):
+        imagefiles.read_image(tmp_path / "notes.jpg")
+    with pytest.raises(imagefiles.ImageFileError, match=r"float\.tif: .*'F'"):
+        imagefiles.read_image(_save(Image.new("F", (4, 4), 0.5), "TIFF"), name="float.tif")
+    # Pillow would open this as EPS and hand it to Ghostscript (a PostScript program run); the reader refuses it
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    assert Image.open(io.BytesIO(eps)).format == "EPS"
+    with pytest.raises(imagefiles.ImageFileError, match="not a JPEG"):
+        imagefiles.read_image(eps, name="photo.jpg")
+    assert issubclass(imagefiles.ImageFileError, ValueError)
+
+
+def test_case5_the_loader_rejects_exactly_what_the_reader_rejects(tmp_path):
+    names = ["grey16.png", "float.tif", "photo.eps.jpg", "a.jpg"]
+    _dataset(tmp_path, HEADER + "".join(f"{n},Summer Night,Ava,{k + 1},\n" for k, n in enumerate(names)))
+    (tmp_path / "images" / "grey16.png").write_bytes(FORMATS["16-bit grey png"][0])
+    (tmp_path / "images" / "float.tif").write_bytes(_save(Image.new("F", (4, 4), 0.5), "TIFF"))
+    (tmp_path / "images" / "photo.eps.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n")
+    kept, rej = _load(tmp_path, 4)
+    assert list(kept["image"]) == ["grey16.png", "a.jpg"]
+    assert _reasons(rej) == {1: "unreadable_image", 2: "unreadable_image"}
+    for path in kept["image_path"]:
+        imagefiles.read_image(path)
+
+
+def _mutants(good: bytes, rng: np.random.Generator, n: int):
+    """Truncations at evenly spaced lengths, then copies with 1-3 flipped bits."""
+    for cut in np.linspace(0, len(good) - 1, n).astype(int):
+        yield "cut", good[:cut]
+    for _ in range(n):
+        b = bytearray(good)
+        for i in rng.integers(0, len(b), rng.integers(1, 4)):
+            b[i] ^= 1 << int(rng.integers(8))
+        yield "flip", bytes(b)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_case5_fuzzed_image_bytes_end_as_rejections_never_as_crashes(tmp_path, fmt):
+    a = (np.add.outer(np.arange(48), np.arange(64)) * 3 % 256).astype(np.uint8)
+    good = _save(Image.fromarray(np.dstack([a, a[::-1], 255 - a])), fmt)
+    full = imagefiles.read_image(good)
+    rng = np.random.default_rng(13)
+    names = []
+    for k, (kind, content) in enumerate(_mutants(good, rng, 60)):
+        try:
+            rgb = imagefiles.read_image(content, name=f"m{k}")
+        except imagefiles.ImageFileError:
+            pass
+        else:  # a flipped bit in compressed data may still decode; a cut file never decodes to other pixels
+            assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+            assert kind == "flip" or np.array_equal(rgb, full)
+        names.append(f"m{k}.{fmt.lower()}")
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "images" / names[-1]).write_bytes(content)
+    _dataset(tmp_path, HEADER + "".join(f"{n},Summer Night,Ava,{k + 1},\n" for k, n in enumerate(names)), images=())
+    kept, rej = _load(tmp_path, len(names))
+    assert set(_reasons(rej).values()) <= {"unreadable_image", "image_too_large"}
+    assert len(rej) > 30  # the cuts, at least
