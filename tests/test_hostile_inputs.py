@@ -317,3 +317,53 @@ def test_case5_fuzzed_image_bytes_end_as_rejections_never_as_crashes(tmp_path, f
     kept, rej = _load(tmp_path, len(names))
     assert set(_reasons(rej).values()) <= {"unreadable_image", "image_too_large"}
     assert len(rej) > 30  # the cuts, at least
+
+
+# ---- case 6: word vectors ----------------------------------------------------------------------------------
+class _Pickled:
+    """Unpickling this creates a file: it shows whether loading a file ran code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_case6_word_vectors_told_by_content_and_bad_values_are_errors_naming_file_and_line(tmp_path):
+    from gensim.models import KeyedVectors
+
+    from i2s import text
+    kv = KeyedVectors(4)
+    kv.add_vectors(["sun", "sea", "snow"], np.arange(12, dtype=np.float32).reshape(3, 4))
+    kv.save_word2vec_format(str(tmp_path / "text-named.bin"), binary=False)
+    kv.save_word2vec_format(str(tmp_path / "binary-named.txt"), binary=True)
+    (tmp_path / "glove.txt").write_text("sun 0 1 2 3\nsea 4 5 6 7\nsnow 8 9 10 11\n")  # no header line
+    for name in ("text-named.bin", "binary-named.txt", "glove.txt"):
+        loaded = text.vectors(str(tmp_path / name))
+        assert loaded.index_to_key == ["sun", "sea", "snow"], name
+        np.testing.assert_array_equal(loaded.vectors, kv.vectors)
+    bad = {"nan.txt": ("3 4\nsun 0 1 2 3\nsea nan 5 6 7\nsnow 8 9 10 11\n", r"nan\.txt: 1 vector.*NaN.*line 3.*'sea'"),
+           "inf.bin": ("2 4\nsun 0 1 2 3\nsea 1e39 5 6 7\n", r"inf\.bin: 1 vector.*infinite.*line 3"),
+           "short.txt": ("2 4\nsun 0 1 2 3\nsea 5 6 7\n", r"short\.txt.*line 3 has 3 values where the vectors have 4"),
+           "long.txt": ("2 4\nsun 0 1 2 3\nsea 4 5 6 7 8\n", r"long\.txt.*line 3 has 5 values"),
+           "count.txt": ("1 4\nsun 0 1 2 3\nsea 4 5 6 7\n", r"count\.txt: the header says 1 words but 2 lines"),
+           "twice.txt": ("2 4\nsun 0 1 2 3\nsun 4 5 6 7\n", r"twice\.txt: 1 repeated word"),
+           "size.txt": ("2 0\n", r"size\.txt: line 1: vector size 0"),
+           "prose.txt": ("just some words\n", r"prose\.txt: line 1 is neither")}
+    for name, (content, message) in bad.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(text.VectorFileError, match=message):
+            text.vectors(str(tmp_path / name))
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes((tmp_path / "binary-named.txt").read_bytes()[:-5])
+    with pytest.raises(text.VectorFileError, match=r"cut\.bin \(binary word2vec\): unexpected end"):
+        text.vectors(str(cut))
+    # a pickle (what gensim's own .save writes) is refused, and nothing in it runs
+    import pickle
+    marker = tmp_path / "code-ran"
+    (tmp_path / "vectors.kv").write_bytes(pickle.dumps(_Pickled(marker)))
+    with pytest.raises(text.VectorFileError, match=r"vectors\.kv: a pickle"):
+        text.vectors(str(tmp_path / "vectors.kv"))
+    assert not marker.exists()
