@@ -367,3 +367,79 @@ def test_case6_word_vectors_told_by_content_and_bad_values_are_errors_naming_fil
     with pytest.raises(text.VectorFileError, match=r"vectors\.kv: a pickle"):
         text.vectors(str(tmp_path / "vectors.kv"))
     assert not marker.exists()
+
+
+# ---- case 7: the generator loses nothing ------------------------------------------------------------------
+TINY = dict(seed=7, scale=0.01, scene_graph_images=12, jobs=1)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_case7_bad_parameters_are_refused_before_the_disk_is_touched_and_nothing_else_is_deleted(tmp_path, tiny_world):
+    import shutil
+
+    from i2s import synth
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world, world)
+    before = _snapshot(world)
+    for bad, message in [({"scale": -1}, r"world\.scale = -1: must be a number ≥ 0\.001"),
+                         ({"difficulty": 2}, r"world\.difficulty = 2: must be a number from 0 to 1"),
+                         ({"scale": float("nan")}, r"world\.scale = nan"),
+                         ({"seed": 1.5}, r"world\.seed = 1\.5"),
+                         ({"jobs": True}, r"world\.jobs = True"),
+                         ({"image_size": 8}, r"world\.image_size = 8"),
+                         ({"abnormal_mix": {"typo_reason": 1.0}}, r"abnormal_mix: unknown key\(s\) \['typo_reason'\]"),
+                         ({"scael": 0.5}, r"world: unknown key\(s\) \['scael'\]")]:
+        with pytest.raises(synth.ParamsError, match=message):
+            synth.generate(world, synth.world_params({**TINY, **bad}))
+        assert _snapshot(world) == before, bad
+    params = tmp_path / "params.yaml"
+    params.write_text("world:\n  seed: 7\n  difficulty: 2\n")
+    with pytest.raises(synth.ParamsError, match=r"world\.difficulty = 2"):
+        synth.main(["--params", str(params), "--out", str(world)])
+    assert _snapshot(world) == before
+    # a folder that is not a world is never emptied, whatever --out says
+    mine = tmp_path / "my-notes"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    params.write_text("world:\n  seed: 7\n  scale: 0.01\n  scene_graph_images: 12\n  jobs: 1\n")
+    with pytest.raises(FileExistsError, match=r"my-notes: not empty and not a world"):
+        synth.main(["--params", str(params), "--out", str(mine)])
+    assert _snapshot(mine) == {"thesis.tex": b"years of work"}
+    # a failure half-way leaves the previous world as it was, and no partial folder behind
+    real = synth.render_all
+    try:
+        synth.render_all = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full"))
+        with pytest.raises(RuntimeError, match="disk full"):
+            synth.generate(world, synth.world_params(TINY))
+    finally:
+        synth.render_all = real
+    assert _snapshot(world) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-notes", "params.yaml", "world"]
+    # a previous world is replaced, by the same bytes for the same params
+    synth.generate(world, synth.world_params(TINY))
+    assert _snapshot(world) == before and (world / synth.WORLD_MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-notes", "params.yaml", "world"]
+
+
+# ---- case 8: the same params give the same bytes in any process ------------------------------------------------
+def _world_in_a_process(out: Path, hash_seed: int, jobs: int) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from i2s import synth
+    code = ("import sys; from i2s import synth; synth.generate(sys.argv[1], synth.WorldParams(seed=7, scale=0.01, "
+            "scene_graph_images=70, jobs=int(sys.argv[2])))")
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "PYTHONPATH": str(Path(synth.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code, str(out), str(jobs)], env=env, check=True, capture_output=True)
+
+
+def test_case8_world_files_are_byte_identical_across_processes_hash_seeds_and_jobs(tmp_path):
+    _world_in_a_process(tmp_path / "a", hash_seed=1, jobs=1)
+    _world_in_a_process(tmp_path / "b", hash_seed=2, jobs=2)  # 2 processes render the photos (≥ 64 of each set)
+    a, b = _snapshot(tmp_path / "a"), _snapshot(tmp_path / "b")
+    assert sorted(a) == sorted(b) and len(a) > 400
+    assert [name for name in a if a[name] != b[name]] == []
