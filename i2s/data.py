@@ -120,18 +120,29 @@ def song_text(title: str, artist: str) -> str:
     return f"{norm(title)}|{norm(artist)}"
 
 
+def text_id(text: str) -> str:
+    """The song id of a song_text: a 40-bit hash, stable across runs and machines."""
+    return "song_" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def song_key(title: str, artist: str) -> str:
     """Stable song id from title and artist (case and spacing do not matter)."""
-    return "song_" + hashlib.sha1(song_text(title, artist).encode()).hexdigest()[:10]
+    return text_id(song_text(title, artist))
 
 
-def check_song_keys(titles: list[str], artists: list[str], ids: list[str]) -> None:
-    """DataError if two different songs got one id (the id is a 40-bit hash: it can, though hardly ever)."""
-    pairs = pd.DataFrame({"id": ids, "text": [song_text(t, a) for t, a in zip(titles, artists)]}).drop_duplicates()
-    clash = pairs[pairs["id"].duplicated(keep=False)]
-    if len(clash):
-        raise DataError(f"song id {clash['id'].iat[0]} is shared by {clash['text'].tolist()[:2]}: "
-                        "lengthen the hash in i2s.data.song_key")
+def song_ids(titles: list[str], artists: list[str]) -> list[str]:
+    """song_key of each (title, artist), hashed once per distinct song; DataError if two songs got one id.
+
+    Two songs sharing a 40-bit hash is very unlikely, but it would merge them without a word.
+    """
+    text_of = {pair: song_text(*pair) for pair in dict.fromkeys(zip(titles, artists))}
+    id_of = {text: text_id(text) for text in dict.fromkeys(text_of.values())}
+    text_with: dict[str, str] = {}
+    for text, key in id_of.items():
+        if text_with.setdefault(key, text) != text:
+            raise DataError(f"songs {text_with[key]!r} and {text!r} both get id {key}: lengthen the hash in "
+                            "i2s.data.text_id")
+    return [id_of[text_of[pair]] for pair in zip(titles, artists)]
 
 
 def favorite_count(value: str) -> int | None:
@@ -200,17 +211,15 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
     first_row = trip.index.to_series().groupby([trip[c] for c in cols], sort=False).transform("min")
     reject(trip.duplicated(cols, keep="first"), "duplicate_row", "duplicate of row " + first_row.astype(str))
     # 2. favourite counts are whole numbers ≥ 1 that an int64 holds
-    fav = pd.Series([favorite_count(v) for v in trip["favorite_count"]], index=trip.index, dtype=object)
+    fav = pd.Series([favorite_count(v) for v in trip["favorite_count"].tolist()], index=trip.index, dtype=object)
     reject(fav.isna(), "bad_favorite_count", "favorite_count=" + trip["favorite_count"].map(repr))
     # 3-5. a lyric, not empty, in English
     for i in np.flatnonzero(lyr_problem != ""):
         rejections.append({"file": "lyrics.csv", "row": int(i), "reason": "bad_field_count", "detail": lyr_problem.iat[i]})
     lyr = lyr[(lyr_problem == "").to_numpy()]
-    lyr["song_id"] = pd.Series([song_key(t, a) for t, a in zip(lyr["title"], lyr["artist"])], index=lyr.index, dtype=str)
-    trip["song_id"] = pd.Series([song_key(t, a) for t, a in zip(trip["title"], trip["artist"])], index=trip.index,
-                                dtype=str)
-    check_song_keys([*lyr["title"], *trip["title"]], [*lyr["artist"], *trip["artist"]],
-                    [*lyr["song_id"], *trip["song_id"]])
+    ids = song_ids(lyr["title"].tolist() + trip["title"].tolist(), lyr["artist"].tolist() + trip["artist"].tolist())
+    lyr["song_id"] = pd.Series(ids[:len(lyr)], index=lyr.index, dtype=str)
+    trip["song_id"] = pd.Series(ids[len(lyr):], index=trip.index, dtype=str)
     dup_lyr = lyr["song_id"].duplicated(keep="first")
     for i in lyr.index[dup_lyr.to_numpy()]:
         rejections.append({"file": "lyrics.csv", "row": int(i), "reason": "duplicate_lyric_key",
@@ -224,20 +233,21 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
     todo = sorted(set(trip.loc[reason == "", "song_id"]))
     eng, langs = english_mask([lyric_of[s] for s in todo]) if todo else (np.array([], bool), [])
     lang_of = dict(zip(todo, langs))
-    non_en = trip["song_id"].map(lambda s: lang_of.get(s, "ENGLISH") != "ENGLISH").astype(bool)
-    reject(non_en, "non_english_lyric", "detected " + trip["song_id"].map(lambda s: lang_of.get(s, "")))
+    detected = trip["song_id"].map(lang_of).fillna("ENGLISH")
+    reject(detected != "ENGLISH", "non_english_lyric", "detected " + detected)
     # 6-9. the image is under images/, exists and reads as the pipeline will read it
-    where = pd.Series([image_location(images, x) for x in trip["image"]], index=trip.index, dtype=object)
+    location = {name: image_location(images, name) for name in set(trip["image"].tolist())}
+    where = pd.Series([location[name] for name in trip["image"].tolist()], index=trip.index, dtype=object)
     reject(where.isna(), "image_outside_images_dir", "image=" + trip["image"].map(repr))
     if check_images:
         todo_rows = trip.index[reason == ""]
         files = sorted(set(where[todo_rows]))  # a file named by several rows is read once
         with ThreadPoolExecutor(threads) as ex:  # Pillow decodes outside the GIL
             verdict = dict(zip(files, ex.map(_image_ok, files)))
-        for i in todo_rows:
-            if verdict[where[i]]:
-                reason[i], why = verdict[where[i]]
-                detail[i] = f"{trip.at[i, 'image']}: {why}"
+        verdicts = where[todo_rows].map(verdict.get)
+        for i in verdicts.index[verdicts.notna()]:
+            reason[i], problem = verdicts[i]
+            detail[i] = f"{trip.at[i, 'image']}: {problem}"
     bad = reason != ""
     for i in np.flatnonzero(bad.to_numpy()):
         rejections.append({"file": "triplets.csv", "row": int(i), "reason": reason.iat[i], "detail": detail.iat[i]})

@@ -94,7 +94,7 @@ def test_case1_files_that_cannot_be_read_are_errors_naming_file_and_line(tmp_pat
 
 
 # ---- case 2: values that were silently wrong ------------------------------------------------------------
-def test_case2_no_wrapped_counts_no_unicode_digits_and_distinct_songs_get_distinct_ids(tmp_path):
+def test_case2_no_wrapped_counts_no_unicode_digits_and_distinct_songs_get_distinct_ids(tmp_path, monkeypatch):
     text = HEADER + "".join([
         "a.jpg,Summer Night,Ava,9223372036854775807,\n",    # 0 the largest int64: kept exactly
         "a.jpg,Summer Night,Ava,9223372036854775808,\n",    # 1 2^63: would wrap to a negative count
@@ -116,6 +116,11 @@ def test_case2_no_wrapped_counts_no_unicode_digits_and_distinct_songs_get_distin
     # ids of ordinary titles are the ones the loader gave before
     assert data.song_key("Summer Night", "Ava Harlow") == "song_4ce175a31e"
     assert data.song_key(" summer  night", "AVA HARLOW") == data.song_key("Summer Night", "Ava Harlow")
+    # the id is a short hash: should two songs ever share one, the load stops instead of merging them
+    with monkeypatch.context() as m:
+        m.setattr(data, "text_id", lambda text: "song_same")
+        with pytest.raises(data.DataError, match=r"songs 'summer night\|ava' and 'love\\\\\|me\|x' both get id song_same"):
+            data.load_shuttersong(tmp_path)
 
 
 # ---- case 3: image paths --------------------------------------------------------------------------------
@@ -443,3 +448,18 @@ def test_case8_world_files_are_byte_identical_across_processes_hash_seeds_and_jo
     a, b = _snapshot(tmp_path / "a"), _snapshot(tmp_path / "b")
     assert sorted(a) == sorted(b) and len(a) > 400
     assert [name for name in a if a[name] != b[name]] == []
+
+
+# ---- case 9: a large file ---------------------------------------------------------------------------------
+def test_case9_a_100k_row_file_keeps_or_rejects_every_row(tmp_path):
+    """(benchmarks/bench_loader.py times this size.) Every 97th row has a bad count, every 101st a field too many."""
+    rows = 100_000
+    images = [f"d{k % 4}/IMG_{k:03d}.jpg" for k in range(20)]
+    fav = [f"n/a {k}" if k % 97 == 0 else str(k + 1) for k in range(rows)]  # no two rows alike
+    lines = [f"{images[k % 20]},Summer Night,Ava,{fav[k]},{'happy,extra' if k % 101 == 0 else ''}\n" for k in range(rows)]
+    kept, rej = _load(_dataset(tmp_path, HEADER + "".join(lines), images=images), rows)
+    reasons = rej["reason"].value_counts().to_dict()
+    bad_fields = len(range(0, rows, 101))
+    assert reasons == {"bad_field_count": bad_fields,
+                       "bad_favorite_count": len(range(0, rows, 97)) - len(range(0, rows, 97 * 101))}
+    assert len(kept) == rows - sum(reasons.values())
