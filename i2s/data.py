@@ -3,7 +3,7 @@
 Canonical layout (the synthetic world writes the same one):
     root/triplets.csv   image, title, artist, favorite_count[, mood]
     root/lyrics.csv     title, artist, lyric
-    root/images/        the photos named in triplets.csv
+    root/images/        the photos named in triplets.csv (paths relative to images/, subfolders allowed)
 """
 from __future__ import annotations
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 # Only formats whose Pillow decoders are self-contained: EPS, for one, would hand the file to Ghostscript,
 # a PostScript interpreter, i.e. run the file as a program. (Phone JPEGs that Pillow reads as MPO come in as JPEG.)
@@ -81,17 +85,17 @@ def read_image(source: str | Path | bytes, name: str | None = None, max_side: in
         raise ImageFileError(name, f"not a {', '.join(FORMATS)} image") from None
     except Image.DecompressionBombError as e:
         raise ImageFileError(name, str(e), "image_too_large") from e
-    except Exception as e:  # noqa: BLE001 - a damaged file makes Pillow's plugins raise anything (TypeError, IndexError...)
+    except Exception as e:  # a damaged file makes Pillow's plugins raise anything (TypeError, IndexError, ...)
         raise ImageFileError(name, f"not an image that can be read ({type(e).__name__}: {e})") from e
 
 
-def load_image(path: str | Path, max_side: int | None = None) -> "torch.Tensor":
+def load_image(path: str | Path, max_side: int | None = None) -> torch.Tensor:
     """An image file as a 3×H×W uint8 tensor (read by `read_image`)."""
     import torch  # here, so that the data loader's image check does not import torch
     return torch.from_numpy(read_image(path, max_side=max_side)).permute(2, 0, 1).contiguous()
 
 
-def load_images(files: list, threads: int = 2, max_side: int | None = None) -> list["torch.Tensor"]:
+def load_images(files: list, threads: int = 2, max_side: int | None = None) -> list[torch.Tensor]:
     """Decode many image files in input order (Pillow releases the GIL, so threads help)."""
     with ThreadPoolExecutor(threads) as ex:
         return list(ex.map(lambda f: load_image(f, max_side), files))

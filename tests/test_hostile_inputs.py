@@ -319,7 +319,7 @@ def test_case5_fuzzed_image_bytes_end_as_rejections_never_as_crashes(tmp_path, f
         (tmp_path / "images").mkdir(exist_ok=True)
         (tmp_path / "images" / names[-1]).write_bytes(content)
     _dataset(tmp_path, HEADER + "".join(f"{n},Summer Night,Ava,{k + 1},\n" for k, n in enumerate(names)), images=())
-    kept, rej = _load(tmp_path, len(names))
+    _, rej = _load(tmp_path, len(names))
     assert set(_reasons(rej).values()) <= {"unreadable_image", "image_too_large"}
     assert len(rej) > 30  # the cuts, at least
 
@@ -375,7 +375,7 @@ def test_case6_word_vectors_told_by_content_and_bad_values_are_errors_naming_fil
 
 
 # ---- case 7: the generator loses nothing ------------------------------------------------------------------
-TINY = dict(seed=7, scale=0.01, scene_graph_images=12, jobs=1)
+TINY = {"seed": 7, "scale": 0.01, "scene_graph_images": 12, "jobs": 1}
 
 
 def _snapshot(folder: Path) -> dict:
