@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import pickle
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -399,8 +400,15 @@ def save_checkpoint(model: TagDetector, path: str | Path, history: pd.DataFrame 
 
 
 def load_checkpoint(path: str | Path) -> tuple[TagDetector, pd.DataFrame | None]:
-    """A trained detector (eval mode) and its training curve, from `save_checkpoint`'s file; no download."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    """A trained detector (eval mode) and its training curve, from `save_checkpoint`'s file; no download, and nothing
+    in the file runs (a checkpoint is an untrusted file: tensors and plain containers only)."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{path}: not a detector checkpoint that loads without running code "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(ck, dict) or not {"config", "state_dict"} <= set(ck):
+        raise ValueError(f"{path}: not a detector checkpoint (it has no config and state_dict)")
     cfg = dict(ck["config"])
     cfg.setdefault("deep_pool", 0)  # checkpoints from before the deep branch
     model = TagDetector(cfg.pop("objects"), cfg.pop("attributes"), cfg.pop("backbone"), pretrained=False, **cfg)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import (artefacts, detector, figures, lyricdata, networks, params, paths, persistence, scoring, tagtable, text)
+from . import (artefacts, detector, figures, imagefiles, lyricdata, networks, params, paths, persistence, scoring, tagtable, text)
 
 MAX_SIDE = 640       # uploads are shrunk to this longest side: the detector works at 160-267 px anyway
 TOP_SONGS = 10
@@ -68,19 +68,15 @@ def require_artefacts() -> None:
 
 
 def decode_image(content: bytes, name: str = "upload", max_side: int = MAX_SIDE) -> torch.Tensor:
-    """An uploaded file as a 3×H×W uint8 tensor (EXIF orientation applied, longest side ≤ max_side);
-    ValueError naming the file when it is not an image."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An uploaded file as a 3×H×W uint8 tensor, read by the pipeline's one image reader (EXIF orientation,
+    bit depth, palette, alpha, size limit; longest side ≤ max_side); ValueError naming the file when it is not an
+    image the pipeline can read."""
     if not content:
         raise ValueError(f"{name!r} is empty: upload a photo (JPEG, PNG, ...)")
     try:
-        with Image.open(io.BytesIO(bytes(content))) as im:
-            im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster for big photos
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            im.thumbnail((max_side, max_side))
-            arr = np.array(im)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
-        raise ValueError(f"{name!r} is not an image Pillow can read ({type(e).__name__}: {e}); "
+        arr = imagefiles.read_image(bytes(content), name=name, max_side=max_side)
+    except imagefiles.ImageFileError as e:
+        raise ValueError(f"{name!r} is not an image the pipeline can read ({e.problem}); "
                          "upload a photo (JPEG, PNG, ...)") from None
     if min(arr.shape[:2]) < 8:
         raise ValueError(f"{name!r} is {arr.shape[1]}×{arr.shape[0]} px: too small to tag")
@@ -175,8 +171,8 @@ def lyric_html(words: list[str], weights: np.ndarray | None = None) -> str:
 def image_uri(image: torch.Tensor | str | Path, size: int = 160) -> str:
     """A PNG data URI of an image tensor or file (for HTML tables)."""
     from PIL import Image
-    im = Image.open(image) if isinstance(image, (str, Path)) else Image.fromarray(image.permute(1, 2, 0).numpy())
-    with im:
+    pixels = imagefiles.read_image(image) if isinstance(image, (str, Path)) else image.permute(1, 2, 0).numpy()
+    with Image.fromarray(pixels) as im:
         im = im.convert("RGB")
         im.thumbnail((size, size))
         buf = io.BytesIO()

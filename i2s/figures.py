@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import paths
+from . import imagefiles, paths
 
 if TYPE_CHECKING:
     import torch
@@ -42,12 +42,10 @@ def attention_text(words: list[str], weights: np.ndarray, per_line: int = 12, ti
 def retrieval_examples(queries: list[dict], per_row: int = 1, size: float = 2.2, title: str = ""):
     """Figure 6: each image query with its predicted tags and its top-3 songs, the true song marked ▲."""
     import matplotlib.pyplot as plt
-    from PIL import Image
     fig, axes = plt.subplots(len(queries), 2, figsize=(2 * size + 4.5, len(queries) * size),
                              gridspec_kw={"width_ratios": [1, 2]}, squeeze=False)
     for row, q in zip(axes, queries):
-        with Image.open(q["image_path"]) as im:
-            row[0].imshow(im.convert("RGB"))
+        row[0].imshow(imagefiles.read_image(q["image_path"]))
         row[0].set_axis_off()
         row[1].set_axis_off()
         lines = [f"objects: {q['obj']}", f"attributes: {q['attr']}", "", "top-3 songs:"]
@@ -102,7 +100,6 @@ def song2image_examples(queries: list[dict], size: float = 1.8, title: str = "")
     import textwrap
 
     import matplotlib.pyplot as plt
-    from PIL import Image
     top = max(len(q["images"]) for q in queries)
     fig, axes = plt.subplots(len(queries), top + 1, figsize=(size * (top + 1.6), size * len(queries)), squeeze=False,
                              gridspec_kw={"width_ratios": [1.6] + [1] * top})
@@ -114,8 +111,7 @@ def song2image_examples(queries: list[dict], size: float = 1.8, title: str = "")
         for k, (file, own) in enumerate(q["images"]):
             ax = row[k + 1]
             if file:
-                with Image.open(file) as im:
-                    ax.imshow(im.convert("RGB"))
+                ax.imshow(imagefiles.read_image(file))
             ax.set_axis_on()
             ax.set_xticks([])
             ax.set_yticks([])
@@ -280,15 +276,13 @@ def flow_chart(steps: list[tuple[str, int]], removed: list[tuple[str, int]], tit
 
 def image_grid(groups: dict[str, list[str]], per_row: int = 6, size: float = 1.3, title: str = ""):
     """A grid of image files, one row per group (e.g. per theme), the group name on the left."""
-    from PIL import Image
     fig, axes = plt.subplots(len(groups), per_row, figsize=(per_row * size + 1.2, len(groups) * size), squeeze=False)
     for r, (name, files) in enumerate(groups.items()):
         for c in range(per_row):
             ax = axes[r, c]
             ax.set_axis_off()
             if c < len(files):
-                with Image.open(files[c]) as im:
-                    ax.imshow(im.convert("RGB"))
+                ax.imshow(imagefiles.read_image(files[c]))
         axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9)
     fig.suptitle(title, y=1 - 0.1 / len(groups))
     fig.subplots_adjust(wspace=0.04, hspace=0.06, left=0.12, top=1 - 0.35 / len(groups))

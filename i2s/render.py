@@ -380,7 +380,9 @@ def render_scene(spec: SceneSpec, size: int = IMAGE_SIZE) -> tuple[Image.Image, 
             attrs.add("floating")
         attrs |= set(weather) | set(look)
         attrs.discard("")
-        kept = sorted(a for a in attrs if rng.random() < ATTRIBUTE_KEEP)
+        # one draw per attribute in sorted order: a set's own order changes with PYTHONHASHSEED, and with it
+        # which attributes the draws would keep
+        kept = [a for a in sorted(attrs) if rng.random() < ATTRIBUTE_KEEP]
         objects.append({"object_id": len(objects), "x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0,
                         "names": [d["tag"]], "attributes": kept, "glyph": f"U+{d['cp']:X}"})
     return photo, objects, {"context": spec.context, "weather": weather, "look": look, "selfie": spec.selfie}

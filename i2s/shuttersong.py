@@ -3,55 +3,153 @@
 Canonical layout (the synthetic world writes the same one):
     root/triplets.csv   image, title, artist, favorite_count[, mood]
     root/lyrics.csv     title, artist, lyric
-    root/images/        the photos named in triplets.csv
+    root/images/        the photos named in triplets.csv (paths relative to images/, subfolders allowed)
 """
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
+import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+
+from . import imagefiles
 
 REQUIRED = {"triplets.csv": ["image", "title", "artist", "favorite_count"],
             "lyrics.csv": ["title", "artist", "lyric"]}
-# Rejection reasons, in the order they are checked (a row gets the first that applies).
-REASONS = ("duplicate_row", "bad_favorite_count", "missing_lyric", "empty_lyric", "non_english_lyric",
-           "missing_image", "unreadable_image")
+# Rejection reasons of triplets.csv rows, in the order they are checked (a row gets the first that applies).
+REASONS = ("bad_field_count", "duplicate_row", "bad_favorite_count", "missing_lyric", "empty_lyric",
+           "non_english_lyric", "image_outside_images_dir", "missing_image", "unreadable_image", "image_too_large")
+# Rejection reasons of lyrics.csv rows (their songs' triplets then have no lyric).
+LYRIC_REASONS = ("bad_field_count", "duplicate_lyric_key")
 # Fig. 11's refinement: the paper's two abnormal kinds, and where our checks fall
 REFINEMENT_GROUP = {"non_english_lyric": "non-English song", "missing_lyric": "lyric not found",
                     "empty_lyric": "lyric not found", "duplicate_row": "bad record",
-                    "bad_favorite_count": "bad record", "missing_image": "bad image",
-                    "unreadable_image": "bad image"}
+                    "bad_favorite_count": "bad record", "bad_field_count": "bad record",
+                    "missing_image": "bad image", "unreadable_image": "bad image",
+                    "image_too_large": "bad image", "image_outside_images_dir": "bad image"}
 LANGUAGE_SAMPLE_WORDS = 150  # language ID reads the first words of a lyric: enough, and 3x faster
+MAX_FAVORITE_COUNT = 2**63 - 1  # the largest count an int64 column holds exactly
+_FAVORITE = re.compile(r"\s*([0-9]+)\s*")  # ASCII digits only: int() would also take '١٢' or '４'
 
 
 class DataError(ValueError):
     """A dataset file that cannot be used at all (missing, unparsable, missing a column)."""
 
 
-def read_table(path: Path, required: list[str]) -> pd.DataFrame:
-    """Read a CSV as strings; a clear DataError names the file (and row or column) when it cannot."""
+def decode_csv(path: Path) -> str:
+    """The text of a CSV file: UTF-8, with or without a BOM; DataError naming the line of a byte that is not."""
+    raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(f"{path}: UTF-16 text; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: not UTF-8: byte {raw[e.start:e.start + 1]!r} on line {line} ({e.reason}); "
+                        "a Latin-1 or Windows-1252 export? Save it as UTF-8") from None
+
+
+def read_header(fields: list[str] | None, path: Path, required: list[str]) -> list[str]:
+    """Column names of a header row; DataError naming the file for no header, a duplicate or a missing column."""
+    if fields is None:
+        raise DataError(f"{path}: empty file (no header row)")
+    names = [f.strip() for f in fields]
+    while names and names[-1] == "":  # a trailing comma on the header is an export style, not a column
+        names.pop()
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{path}: duplicate column name(s) {dup} in the header")
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {names}")
+    return names
+
+
+def fit_record(fields: list[str], width: int, needed: int, line: int) -> tuple[list[str], str]:
+    """A record cut or padded to the header's width, and '' or why the row must be rejected.
+
+    Empty fields past the header's last column are dropped (the trailing-comma export style); missing
+    fields after the last required column read as ''. Any other count is a rejection naming the line.
+    """
+    if len(fields) > width:
+        extra = fields[width:]
+        if all(not f.strip() for f in extra):
+            return fields[:width], ""
+        return fields[:width], f"line {line}: {len(fields)} fields, the header has {width} (extra: {extra!r})"
+    if len(fields) < needed:
+        return fields + [""] * (width - len(fields)), f"line {line}: {len(fields)} fields, the header has {width}"
+    return fields + [""] * (width - len(fields)), ""
+
+
+def read_table(path: Path, required: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """A CSV as strings, one row per non-blank record, and each row's field-count problem ('' if none).
+
+    A file that cannot be read as a whole (missing, not UTF-8, broken quoting, bad header) is a DataError
+    naming it and the line.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    # strict: an unclosed quote is an error instead of a field that silently swallows the rest of the file
+    reader = csv.reader(io.StringIO(decode_csv(path), newline=""), strict=True)
+    rows, problems = [], []
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except pd.errors.ParserError as e:
-        raise DataError(f"{path}: unreadable CSV: {e}") from e
-    except (UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: unreadable CSV: {e}") from e
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    return df
+        header = read_header(next(reader, None), path, required)
+        width, needed = len(header), max(header.index(c) for c in required) + 1
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields:  # a blank line is no row (as in pandas)
+                row, problem = (fields, "") if len(fields) == width else fit_record(fields, width, needed, start)
+                rows.append(row)
+                problems.append(problem)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}: unreadable CSV at line {reader.line_num}: {e}") from e
+    return pd.DataFrame(rows, columns=header, dtype=str), pd.Series(problems, dtype=object)
+
+
+def song_text(title: str, artist: str) -> str:
+    """Title and artist with case and spacing normalised, joined so that no two pairs give one text."""
+    def norm(s):
+        return " ".join(s.split()).casefold().replace("\\", "\\\\").replace("|", "\\|")
+    return f"{norm(title)}|{norm(artist)}"
+
+
+def text_id(text: str) -> str:
+    """The song id of a song_text: a 40-bit hash, stable across runs and machines."""
+    return "song_" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def song_key(title: str, artist: str) -> str:
     """Stable song id from title and artist (case and spacing do not matter)."""
-    norm = f"{' '.join(title.split()).casefold()}|{' '.join(artist.split()).casefold()}"
-    return "song_" + hashlib.sha1(norm.encode()).hexdigest()[:10]
+    return text_id(song_text(title, artist))
+
+
+def song_ids(titles: list[str], artists: list[str]) -> list[str]:
+    """song_key of each (title, artist), hashed once per distinct song; DataError if two songs got one id.
+
+    Two songs sharing a 40-bit hash is very unlikely, but it would merge them without a word.
+    """
+    text_of = {pair: song_text(*pair) for pair in dict.fromkeys(zip(titles, artists))}
+    id_of = {text: text_id(text) for text in dict.fromkeys(text_of.values())}
+    text_with: dict[str, str] = {}
+    for text, key in id_of.items():
+        if text_with.setdefault(key, text) != text:
+            raise DataError(f"songs {text_with[key]!r} and {text!r} both get id {key}: lengthen the hash in "
+                            "i2s.shuttersong.text_id")
+    return [id_of[text_of[pair]] for pair in zip(titles, artists)]
+
+
+def favorite_count(value: str) -> int | None:
+    """A favourite count as an int (ASCII digits, spaces around them allowed, 1..2^63-1), else None."""
+    m = _FAVORITE.fullmatch(value)
+    n = int(m.group(1)) if m else 0
+    return n if 1 <= n <= MAX_FAVORITE_COUNT else None
 
 
 def english_mask(lyrics: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -64,17 +162,20 @@ def english_mask(lyrics: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([lang == Language.ENGLISH for lang in found], bool), names
 
 
-def _image_ok(path: Path) -> str | None:
-    """None if the image decodes, else the rejection reason."""
-    if not path.is_file():
-        return "missing_image"
+def image_location(images: Path, name: str) -> Path | None:
+    """The file a triplets.csv image name means: a relative path under images/; None if it leads outside."""
+    parts = PurePosixPath(name).parts
+    if not parts or PurePosixPath(name).is_absolute() or ".." in parts:
+        return None
+    return images.joinpath(*parts)
+
+
+def _image_ok(path: Path) -> tuple[str, str] | None:
+    """None if the image reads as the pipeline reads it (i2s.imagefiles), else (rejection reason, why)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.width == 0 or im.height == 0:
-                return "unreadable_image"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return "unreadable_image"
+        imagefiles.read_image(path, name=path.name)
+    except imagefiles.ImageFileError as e:
+        return e.reason, e.problem
     return None
 
 
@@ -83,11 +184,14 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
 
     Kept triplets carry: row (0-based data row of triplets.csv), image, image_path, title, artist,
     song_id, favorite_count (int), mood ('' when absent), lyric. Rejections carry: file, row, reason,
-    detail. Rejections of lyrics.csv rows (duplicate keys) are listed with file='lyrics.csv'.
+    detail. Rejections of lyrics.csv rows (bad field counts, duplicate keys) are listed with file='lyrics.csv'.
     """
     root = Path(root)
-    trip = read_table(root / "triplets.csv", REQUIRED["triplets.csv"])
-    lyr = read_table(root / "lyrics.csv", REQUIRED["lyrics.csv"])
+    trip, trip_problem = read_table(root / "triplets.csv", REQUIRED["triplets.csv"])
+    lyr, lyr_problem = read_table(root / "lyrics.csv", REQUIRED["lyrics.csv"])
+    images = root / "images"
+    if check_images and len(trip) and not images.is_dir():
+        raise DataError(f"{images}: folder not found (the photos named in triplets.csv)")
     if "mood" not in trip.columns:
         trip["mood"] = ""
     rejections: list[dict] = []
@@ -100,23 +204,28 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
         if info is not None:
             detail[m] = info[m]
 
+    # 0. a row with a field too many or too few: its values are in the wrong columns
+    reject(trip_problem != "", "bad_field_count", trip_problem)
     # 1. exact duplicate rows: the first is kept
     cols = REQUIRED["triplets.csv"] + ["mood"]
     first_row = trip.index.to_series().groupby([trip[c] for c in cols], sort=False).transform("min")
     reject(trip.duplicated(cols, keep="first"), "duplicate_row", "duplicate of row " + first_row.astype(str))
-    # 2. favourite counts are whole numbers ≥ 1
-    fav_ok = trip["favorite_count"].str.fullmatch(r"\s*\d+\s*")
-    fav_int = pd.to_numeric(trip["favorite_count"].where(fav_ok, None), errors="coerce")
-    reject(~fav_ok | (fav_int < 1), "bad_favorite_count", "favorite_count=" + trip["favorite_count"].map(repr))
+    # 2. favourite counts are whole numbers ≥ 1 that an int64 holds
+    fav = pd.Series([favorite_count(v) for v in trip["favorite_count"].tolist()], index=trip.index, dtype=object)
+    reject(fav.isna(), "bad_favorite_count", "favorite_count=" + trip["favorite_count"].map(repr))
     # 3-5. a lyric, not empty, in English
-    lyr["song_id"] = [song_key(t, a) for t, a in zip(lyr["title"], lyr["artist"])]
+    for i in np.flatnonzero(lyr_problem != ""):
+        rejections.append({"file": "lyrics.csv", "row": int(i), "reason": "bad_field_count", "detail": lyr_problem.iat[i]})
+    lyr = lyr[(lyr_problem == "").to_numpy()]
+    ids = song_ids(lyr["title"].tolist() + trip["title"].tolist(), lyr["artist"].tolist() + trip["artist"].tolist())
+    lyr["song_id"] = pd.Series(ids[:len(lyr)], index=lyr.index, dtype=str)
+    trip["song_id"] = pd.Series(ids[len(lyr):], index=trip.index, dtype=str)
     dup_lyr = lyr["song_id"].duplicated(keep="first")
-    for i in np.flatnonzero(dup_lyr):
+    for i in lyr.index[dup_lyr.to_numpy()]:
         rejections.append({"file": "lyrics.csv", "row": int(i), "reason": "duplicate_lyric_key",
                            "detail": "same title/artist as an earlier row; the first is used"})
     lyr = lyr[~dup_lyr]
     lyric_of = dict(zip(lyr["song_id"], lyr["lyric"]))
-    trip["song_id"] = [song_key(t, a) for t, a in zip(trip["title"], trip["artist"])]
     has = trip["song_id"].isin(lyric_of.keys())
     reject(~has, "missing_lyric", pd.Series("no lyrics.csv row for this title/artist", index=trip.index))
     text = trip["song_id"].map(lyric_of).fillna("")
@@ -124,27 +233,29 @@ def load_shuttersong(root: str | Path, check_images: bool = True, threads: int =
     todo = sorted(set(trip.loc[reason == "", "song_id"]))
     eng, langs = english_mask([lyric_of[s] for s in todo]) if todo else (np.array([], bool), [])
     lang_of = dict(zip(todo, langs))
-    non_en = trip["song_id"].map(lambda s: lang_of.get(s, "ENGLISH") != "ENGLISH")
-    reject(non_en, "non_english_lyric", "detected " + trip["song_id"].map(lambda s: lang_of.get(s, "")))
-    # 6-7. the image exists and decodes
-    images = root / "images"
+    detected = trip["song_id"].map(lang_of).fillna("ENGLISH")
+    reject(detected != "ENGLISH", "non_english_lyric", "detected " + detected)
+    # 6-9. the image is under images/, exists and reads as the pipeline will read it
+    location = {name: image_location(images, name) for name in set(trip["image"].tolist())}
+    where = pd.Series([location[name] for name in trip["image"].tolist()], index=trip.index, dtype=object)
+    reject(where.isna(), "image_outside_images_dir", "image=" + trip["image"].map(repr))
     if check_images:
-        idx = list(trip.index[reason == ""])
-        paths = [images / Path(trip.at[i, "image"]).name if trip.at[i, "image"].strip() else images / "" for i in idx]
-        with ThreadPoolExecutor(threads) as ex:  # PIL decodes outside the GIL
-            found = list(ex.map(_image_ok, paths))
-        for i, why in zip(idx, found):
-            if why:
-                reason[i] = why
-                detail[i] = trip.at[i, "image"]
+        todo_rows = trip.index[reason == ""]
+        files = sorted(set(where[todo_rows]))  # a file named by several rows is read once
+        with ThreadPoolExecutor(threads) as ex:  # Pillow decodes outside the GIL
+            verdict = dict(zip(files, ex.map(_image_ok, files)))
+        verdicts = where[todo_rows].map(verdict.get)
+        for i in verdicts.index[verdicts.notna()]:
+            reason[i], problem = verdicts[i]
+            detail[i] = f"{trip.at[i, 'image']}: {problem}"
     bad = reason != ""
     for i in np.flatnonzero(bad.to_numpy()):
         rejections.append({"file": "triplets.csv", "row": int(i), "reason": reason.iat[i], "detail": detail.iat[i]})
     kept = trip[~bad].copy()
     kept.insert(0, "row", kept.index.astype(int))
-    kept["favorite_count"] = fav_int[~bad].astype(int)
+    kept["favorite_count"] = fav[~bad].astype("int64")
     kept["lyric"] = text[~bad]
-    kept["image_path"] = [str(images / Path(x).name) for x in kept["image"]]
+    kept["image_path"] = [str(p) for p in where[~bad]]
     kept = kept.reset_index(drop=True)
     rej = pd.DataFrame(rejections, columns=["file", "row", "reason", "detail"])
     n_rej = int((rej["file"] == "triplets.csv").sum())

@@ -17,7 +17,7 @@ from . import artefacts, params, paths, pipeline
 
 def run(name: str, p: dict | None = None, check: bool = True) -> None:
     """Run one stage (a foreach item as '<stage>@<key>') from the project root."""
-    p = params.load() if p is None else p
+    p = params.validate(params.load() if p is None else p)
     st, key = pipeline.stage(name)
     if check:
         pipeline.check_current(name, p)
@@ -40,6 +40,17 @@ def run(name: str, p: dict | None = None, check: bool = True) -> None:
     print(f"[{name}] done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
 
+def check(name: str, values: dict) -> None:
+    """Validate a stage's parameter values (e.g. a notebook's `globals()` when it runs on its own in JupyterLab)
+    against the params schema: the runner's checks, with the runner's messages."""
+    p = params.load() if paths.params_file().is_file() else None
+    st, key = pipeline.stage(name)
+    keys = pipeline.param_keys(st, p, key) if p is not None else {}
+    for n, k in keys.items():
+        if n in values:
+            params.check_value(k, params.rule(k), values[n])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run one pipeline stage with its params.yaml values.")
     ap.add_argument("stage", help="a stage of dvc.yaml, e.g. 04_attention or 07_variants@mood")
@@ -47,7 +58,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         run(a.stage, check=not a.no_check)
-    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as e:
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as e:  # ParamsError is a ValueError
         if os.environ.get("I2S_DEBUG"):
             raise
         print(f"[{a.stage}] error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The embedded Shuttersong world: songs, lyrics, photos and scene graphs, deterministic by seed.
 
 The real dataset cannot be downloaded here, so stage 00_world writes a synthetic one in the real
-dataset's layout (see `i2s.data.load_shuttersong`). Counts follow the paper's statistics exactly at
+dataset's layout (see `i2s.shuttersong.load_shuttersong`). Counts follow the paper's statistics exactly at
 `scale: 1.0`; everything else (themes, content gap, selfie share) is a modelling choice documented
 next to the code that makes it.
 """
@@ -14,7 +14,8 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,14 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import paper, paths, render
+from .params import ParamsError  # noqa: F401 (synth.ParamsError: what the world's checks raise)
 
 
 # ---- defaults (params.yaml `world:` overrides them) -----------------------------------------------
+ABNORMAL_MIX = {"non_english_lyric": 0.46, "missing_lyric": 0.27, "empty_lyric": 0.08, "unreadable_image": 0.07,
+                "missing_image": 0.05, "duplicate_row": 0.04, "bad_favorite_count": 0.03}
+
+
 @dataclass
 class WorldParams:
     seed: int = 2017
@@ -35,9 +41,16 @@ class WorldParams:
     scene_graph_images: int = 6000  # the separate detector-training set (no songs)
     jobs: int = 0                  # render processes; 0 = all cores
     # shares of the abnormal rows (raw − kept) by the reason they must be rejected
-    abnormal_mix: dict = field(default_factory=lambda: {
-        "non_english_lyric": 0.46, "missing_lyric": 0.27, "empty_lyric": 0.08, "unreadable_image": 0.07,
-        "missing_image": 0.05, "duplicate_row": 0.04, "bad_favorite_count": 0.03})
+    abnormal_mix: dict = field(default_factory=lambda: dict(ABNORMAL_MIX))
+
+    def __post_init__(self):
+        check_params(self)
+
+
+MIN_SCALE = 0.001          # below this the paper's counts round to ones that contradict each other
+MIN_IMAGE_SIZE = 32        # the smallest photos the renderer was checked at
+WORLD_MARKER = ".i2s-world"  # written into every world: only a folder holding it is ever replaced
+WORLD_PARTS = {"shuttersong", "scene_graphs", "truth"}
 
 
 # The paper's statistics the world reproduces at scale 1.0 (read from paper_facts.csv through i2s.paper)
@@ -315,18 +328,15 @@ def _corrupt_image(path: Path, kind: int, rng: np.random.Generator, good: bytes)
         path.write_bytes(good[: len(good) // 3])
 
 
-def generate(out: Path, p: WorldParams) -> dict:
-    """Write the world under `out`: shuttersong/ (real layout), scene_graphs/, truth/. Returns a summary."""
+def _write_world(out: Path, p: WorldParams) -> dict:
+    """Write the world into the new, empty folder `out`. Returns a summary."""
     t0 = time.time()
     rng = np.random.default_rng(p.seed)
     lex, scenes, glyphs = load_lexicon(), render.load_scenes(), glyphs_by_tag()
-    d = float(np.clip(p.difficulty, 0, 1))
+    d = float(p.difficulty)
     selfie_p, on_theme = 0.15 + 0.4 * d, 0.9 - 0.5 * d
     weak_share, base_rate = 0.1 + 0.3 * d, 0.45 - 0.3 * d
     counts = target_counts(p.scale)
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
     ss, sg, truth = out / "shuttersong", out / "scene_graphs", out / "truth"
     for q in (ss / "images", sg / "images", truth):
         q.mkdir(parents=True)
@@ -475,14 +485,109 @@ def generate(out: Path, p: WorldParams) -> dict:
     summary = {"raw_rows": len(rows), "kept_rows_intended": int(sum(r["status"] == "kept" for r in rows)),
                "songs_written": len(songs), "images_rendered": len(jobs_list), "scene_graph_images": len(sg_jobs),
                "seconds": round(time.time() - t0, 1), **{f"abnormal_{k}": v for k, v in abn.items()}}
-    (truth / "params.json").write_text(json.dumps(asdict(p), indent=1))
+    # `jobs` changes no byte of the world, so it is not recorded: the same world has the same files
+    (truth / "params.json").write_text(json.dumps({k: v for k, v in asdict(p).items() if k != "jobs"}, indent=1))
+    (out / WORLD_MARKER).write_text("Written by i2s.synth (stage 00_world); it replaces this folder when it reruns.\n")
     return summary
+
+
+def is_world(folder: Path) -> bool:
+    """Whether a folder is a world this generator wrote (its marker, or the layout of worlds from before it)."""
+    if (folder / WORLD_MARKER).is_file():
+        return True
+    return {q.name for q in folder.iterdir()} == WORLD_PARTS and (folder / "truth" / "params.json").is_file()
+
+
+def check_out(out: Path) -> None:
+    """FileExistsError unless `out` is absent, an empty folder or a previous world (nothing else is replaced)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise FileExistsError(f"{out}: not a folder; the world is written to a folder of its own")
+    if out.is_dir() and any(out.iterdir()) and not is_world(out):
+        raise FileExistsError(f"{out}: not empty and not a world written by i2s.synth (it has no {WORLD_MARKER}); "
+                              "refusing to replace it: pass a new or empty folder")
+
+
+def swap_in(new: Path, out: Path) -> None:
+    """Move the finished folder `new` to `out`; a previous world there is deleted only once the new one is in place."""
+    check_out(out)  # again: the folder may have changed while the world was being written
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def generate(out: Path, p: WorldParams) -> dict:
+    """Write the world under `out`: shuttersong/ (real layout), scene_graphs/, truth/. Returns a summary.
+
+    Parameters are checked and `out` must be absent, empty or a previous world before anything is written;
+    the world is written beside it and swapped in when complete, so a failure leaves the previous world as it was.
+    """
+    check_params(p)
+    out = Path(out).absolute()
+    check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        summary = _write_world(staging, p)
+        swap_in(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return summary
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return (_is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
+
+
+def check_params(p: WorldParams) -> None:
+    """ParamsError naming the first world parameter of the wrong type or out of range."""
+    rules = [("seed", _is_int(p.seed) and p.seed >= 0, "a whole number ≥ 0"),
+             ("scale", _is_real(p.scale) and p.scale >= MIN_SCALE, f"a number ≥ {MIN_SCALE}"),
+             ("difficulty", _is_real(p.difficulty) and 0 <= p.difficulty <= 1, "a number from 0 to 1"),
+             ("image_size", _is_int(p.image_size) and p.image_size >= MIN_IMAGE_SIZE,
+              f"a whole number of pixels ≥ {MIN_IMAGE_SIZE}"),
+             ("scene_graph_images", _is_int(p.scene_graph_images) and p.scene_graph_images >= 0, "a whole number ≥ 0"),
+             ("jobs", _is_int(p.jobs) and p.jobs >= 0, "a whole number ≥ 0 (0 = all cores)")]
+    for name, ok, want in rules:
+        if not ok:
+            raise ParamsError(f"world.{name} = {getattr(p, name)!r}: must be {want}")
+    mix, reasons = p.abnormal_mix, set(ABNORMAL_MIX)
+    if not isinstance(mix, dict) or set(mix) != reasons:
+        got = set(mix) if isinstance(mix, dict) else set()
+        raise ParamsError(f"world.abnormal_mix: unknown key(s) {sorted(got - reasons)}, missing {sorted(reasons - got)}; "
+                          f"it gives a share to each of {sorted(reasons)}")
+    for k, v in mix.items():
+        if not (_is_real(v) and v >= 0):
+            raise ParamsError(f"world.abnormal_mix.{k} = {v!r}: must be a number ≥ 0")
+    if not sum(mix.values()) > 0:
+        raise ParamsError("world.abnormal_mix: the shares add up to 0")
+
+
+def world_params(values: dict | None) -> WorldParams:
+    """WorldParams from the `world` section of params.yaml (missing keys keep their defaults); ParamsError names
+    an unknown key or a bad value."""
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ParamsError(f"world: expected a mapping of parameters, got {type(values).__name__}")
+    known = [f.name for f in fields(WorldParams)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ParamsError(f"world: unknown key(s) {unknown}; the known keys are {known}")
+    return WorldParams(**values)
 
 
 def run_stage(values: dict) -> dict:
     """Stage 00_world: generate the world from the `world` section (the runner's values) into data/00_world."""
     from . import artefacts
-    summary = generate(paths.data(WORLD_STAGE), WorldParams(**values))
+    summary = generate(paths.data(WORLD_STAGE), world_params(values))
     artefacts.write_metrics(WORLD_STAGE, summary)
     return summary
 
@@ -492,7 +597,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="default: data/00_world")
     a = ap.parse_args(argv)
     from . import params
-    summary = generate(Path(a.out) if a.out else paths.data(WORLD_STAGE), WorldParams(**params.section("world")))
+    summary = generate(Path(a.out) if a.out else paths.data(WORLD_STAGE), world_params(params.section("world")))
     print(json.dumps(summary, indent=1))
 
 

@@ -41,11 +41,83 @@ def tokenize(lyric: str) -> list[str]:
 
 
 # ---- word vectors ----------------------------------------------------------------------------------------
+class VectorFileError(ValueError):
+    """A word-vector file that cannot be used; the message names the file (and the line where known)."""
+
+
+def _floats(tokens: list[bytes]) -> bool:
+    try:
+        [float(t) for t in tokens]
+    except ValueError:
+        return False
+    return bool(tokens)
+
+
+def word2vec_layout(path: Path) -> tuple[bool, int | None]:
+    """(binary, the header's word count or None without a header) of a word2vec file, told by its first bytes."""
+    from gensim import utils  # utils.open reads .gz and .bz2 files as gensim will
+    with utils.open(str(path), "rb") as f:
+        first, second = f.readline(), f.readline()
+    if first.startswith(b"\x80"):  # gensim's own .kv/.model saves are pickles: unpickling runs code
+        raise VectorFileError(f"{path}: a pickle (gensim's native save?), not a word2vec file; pickles are not "
+                              "loaded because loading one runs code: export it with save_word2vec_format")
+    head = first.split()
+    if len(head) == 2 and all(t.isdigit() for t in head):
+        count, dim = int(head[0]), int(head[1])
+        if dim < 1:
+            raise VectorFileError(f"{path}: line 1: vector size {dim}")
+        row = second.split()
+        # a text record is `word v1 .. v_dim` on one line; a binary one is `word ` and raw float32 bytes
+        return bool(second.strip()) and not (len(row) == dim + 1 and _floats(row[1:])), count
+    if len(head) > 2 and _floats(head[1:]):
+        return False, None  # text without a header, as GloVe's .txt files
+    raise VectorFileError(f"{path}: line 1 is neither a word2vec header ('count dim') nor a text vector")
+
+
+def _text_lines(path: Path) -> int:
+    from gensim import utils
+    with utils.open(str(path), "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def ragged_line(path: Path) -> str:
+    """Where a text word2vec file first has a line of the wrong length ('' if none), for an error message."""
+    from gensim import utils
+    with utils.open(str(path), "rb") as f:
+        lines = (line.split() for line in f)
+        first = next(lines, [])
+        dim = int(first[1]) if len(first) == 2 else len(first) - 1  # the header's size, or the first vector's
+        for n, parts in enumerate(lines, 2):
+            if parts and len(parts) != dim + 1:
+                return f"line {n} has {len(parts) - 1} values where the vectors have {dim}"
+    return ""
+
+
+def check_vectors(kv, path: Path, binary: bool, header_count: int | None, limit: int | None) -> None:
+    """VectorFileError naming the file (and line) for a wrong header count, repeated words or non-finite vectors."""
+    records = header_count
+    if not binary:
+        records = _text_lines(path) - (header_count is not None)
+        if header_count is not None and records != header_count:  # gensim would drop the lines past the count
+            raise VectorFileError(f"{path}: the header says {header_count} words but {records} lines follow it")
+    read = min(records, limit or records)
+    if len(kv.key_to_index) < read:  # gensim keeps the first of a repeated word, silently
+        raise VectorFileError(f"{path}: {read - len(kv.key_to_index)} repeated word(s)")
+    bad = np.flatnonzero(~np.isfinite(kv.vectors).all(axis=1))
+    if len(bad):
+        i = int(bad[0])
+        where = f"record {i + 1}" if binary else f"line {i + 1 + (header_count is not None)}"
+        raise VectorFileError(f"{path}: {len(bad)} vector(s) with NaN or infinite values, the first at {where} "
+                              f"(word {kv.index_to_key[i]!r})")
+
+
 @functools.lru_cache(maxsize=2)
 def vectors(source: str = GLOVE, limit: int | None = None):
-    """Word vectors as gensim KeyedVectors: GLOVE (the default), or a word2vec file (.bin = binary, else text).
+    """Word vectors as gensim KeyedVectors: GLOVE (the default), or a word2vec file (binary or text, told by content).
 
     The paper's GoogleNews-300 is `vectors("GoogleNews-vectors-negative300.bin", limit=...)`. Cached per process.
+    Only word2vec files are read (gensim's parser, no unpickling); VectorFileError names a file that is not one,
+    holds NaN or infinite values, repeats words or disagrees with its header.
     """
     from gensim.models import KeyedVectors
     if source == GLOVE:
@@ -61,8 +133,14 @@ def vectors(source: str = GLOVE, limit: int | None = None):
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"word vectors {source!r}: neither {GLOVE!r} nor an existing word2vec file")
-    binary = path.name.endswith((".bin", ".bin.gz"))
-    return KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit)
+    binary, header_count = word2vec_layout(path)
+    try:
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit, no_header=header_count is None)
+    except (ValueError, EOFError, UnicodeDecodeError) as e:
+        where = "" if binary else ragged_line(path)
+        raise VectorFileError(f"{path} ({'binary' if binary else 'text'} word2vec): {where or e}") from e
+    check_vectors(kv, path, binary, header_count, limit)
+    return kv
 
 
 def vocabulary(token_lists: Iterable[list[str]], kv, extra: Iterable[str] = ()) -> list[str]:

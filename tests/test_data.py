@@ -87,9 +87,19 @@ def test_missing_file_and_unparsable_csv_are_clear_errors(dataset):
     (dataset / "lyrics.csv").unlink()
     with pytest.raises(data.DataError, match=r"lyrics\.csv: file not found"):
         data.load_shuttersong(dataset)
-    (dataset / "lyrics.csv").write_text('title,artist,lyric\n"a","b","c"\n"x","y","z","extra","fields"\n')
-    with pytest.raises(data.DataError, match=r"lyrics\.csv: unreadable CSV.*line 3"):
+    (dataset / "lyrics.csv").write_text('title,artist,lyric\n"a","b","c"\n"x","y","z\n')  # a quote left open
+    with pytest.raises(data.DataError, match=r"lyrics\.csv: unreadable CSV at line 3"):
         data.load_shuttersong(dataset)
+
+
+def test_a_lyrics_row_with_extra_fields_is_rejected_not_the_file(dataset):
+    with open(dataset / "lyrics.csv", "a") as f:
+        f.write('"x","y","z","extra","fields"\n')
+    kept, rej = data.load_shuttersong(dataset)
+    assert list(kept["row"]) == [0, 9]
+    lyr = rej[rej["file"] == "lyrics.csv"]
+    assert lyr["row"].tolist() == [3] and lyr["reason"].tolist() == ["bad_field_count"]
+    assert "5 fields, the header has 3" in lyr["detail"].iat[0]
 
 
 def test_duplicate_lyric_rows_are_recorded(dataset):
