@@ -257,10 +257,11 @@ def run_stage(values: dict) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Generate the embedded music-video world (what stage 00_mv_world runs).")
+    ap.add_argument("--params", default=None, help="a params.yaml (default: the project's)")
     ap.add_argument("--out", default=None, help="default: data/00_mv_world")
     a = ap.parse_args(argv)
     from . import params
-    summary = generate(Path(a.out) if a.out else paths.data(MV_STAGE), MVParams(**params.section("mv_world")))
+    summary = generate(Path(a.out) if a.out else paths.data(MV_STAGE), MVParams(**params.load(a.params)["mv_world"]))
     print(json.dumps(summary, indent=1))
 
 

@@ -594,10 +594,12 @@ def run_stage(values: dict) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Generate the embedded Shuttersong world (what stage 00_world runs).")
+    ap.add_argument("--params", default=None, help="a params.yaml (default: the project's)")
     ap.add_argument("--out", default=None, help="default: data/00_world")
     a = ap.parse_args(argv)
     from . import params
-    summary = generate(Path(a.out) if a.out else paths.data(WORLD_STAGE), world_params(params.section("world")))
+    summary = generate(Path(a.out) if a.out else paths.data(WORLD_STAGE),
+                       world_params(params.load(a.params).get("world")))
     print(json.dumps(summary, indent=1))
 
 

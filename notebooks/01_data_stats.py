@@ -33,10 +33,11 @@ split_seed = 0
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import artefacts, experiments, figures, paths, shuttersong, tables, text, worldtruth
+from i2s import artefacts, experiments, figures, paths, shuttersong, stage, tables, text, worldtruth
 
 STAGE = "01_data_stats"
 READS = ()  # no upstream artefact: the dataset folder `data_root` (and `world_truth`) are read as parameters
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 root = paths.resolve(data_root)
 truth = paths.resolve(world_truth) if world_truth else None
 synthetic = truth is not None

@@ -46,12 +46,13 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, detection_eval, detector, experiments, figures, imagefiles, paths, scenegraphs, tables,
-                 tagging, tagtable)
+from i2s import (artefacts, detection_eval, detector, experiments, figures, imagefiles, paths, scenegraphs, stage,
+                 tables, tagging, tagtable)
 
 torch.set_num_threads(threads)
 STAGE = "02_tag_detector"
 READS = ("subset", "triplets", "songs_gt50")  # notebook 01's; the scene graphs, world truth and checkpoint are parameters
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 synthetic = bool(world_truth)
 ours = tables.source_label(synthetic)
 sg_root = paths.resolve(scene_graphs)

@@ -35,9 +35,10 @@ lr = 0.001                 # Section 4.4: RMSprop
 rho = 0.9
 eps = 1e-08
 batch_pairs = 100
-max_epochs = 40
+max_epochs = 60
 patience = 5
 val_fraction = 0.1
+chrono = 200              # chrono initialisation of the LSTM gates (memories up to 200 steps)
 seeds = 3
 seed = 0
 threads = 1
@@ -51,11 +52,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, diagnosis, experiments, figures, lyricdata, metrics, networks, scoring, tables, tagtable, text,
-                 training, tuning)
+from i2s import (artefacts, diagnosis, experiments, figures, lyricdata, metrics, networks, scoring, stage, tables,
+                 tagtable, text, training, tuning)
 
 STAGE = "03_lyric_model"
 READS = ("subset", "splits", "tags", "tuning_grid", "tuned_settings")  # notebook 01's, 02's tags, stage 03_tuning's
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
 subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)

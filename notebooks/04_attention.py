@@ -32,9 +32,10 @@ lr = 0.001
 rho = 0.9
 eps = 1e-08
 batch_pairs = 100
-max_epochs = 40
+max_epochs = 60
 patience = 5
 val_fraction = 0.1
+chrono = 200              # chrono initialisation of the LSTM gates (memories up to 200 steps)
 attention = 32             # attention section: width of m_t (Eq. 8)
 top_k = 5                  # footnote 5: the top 5 tags
 pooling = "mean"           # Section 5.1: average pooling of the tag matrix
@@ -53,11 +54,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, tables,
-                 training, tuning)
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, stage,
+                 tables, training, tuning)
 
 STAGE = "04_attention"
 READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
 subset, splits, tag_table, kv = lyricdata.load_experiment(vectors)

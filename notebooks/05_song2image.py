@@ -32,9 +32,10 @@ lr = 0.001
 rho = 0.9
 eps = 1e-08
 batch_pairs = 100
-max_epochs = 40
+max_epochs = 60
 patience = 5
 val_fraction = 0.1
+chrono = 200              # chrono initialisation of the LSTM gates (memories up to 200 steps)
 threads = 1
 group = "obj-attr"         # song2image section: the tag group of Table 3
 top_k = 5                  # Schwarz: the image's top-K tag words
@@ -53,11 +54,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, tables,
-                 training, tuning)
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, stage,
+                 tables, training, tuning)
 
 STAGE = "05_song2image"
 READS = ("subset", "splits", "tags", "tuned_settings")  # notebooks 01's and 02's; Our's setting chosen on validation (03)
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 SPLIT = "dagger"           # Section 5.3: dataset †
 t_start = time.perf_counter()
 torch.set_num_threads(threads)

@@ -47,10 +47,11 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import artefacts, experiments, figures, mrcca, musicvideos, paths, tables
+from i2s import artefacts, experiments, figures, mrcca, musicvideos, paths, stage, tables
 
 STAGE = "06_mrcca"
 READS = ()  # the music-video world is the parameter mv_world_root
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 k_values, d_values = list(range(k_min, k_max + 1)), list(range(d_min, d_max + 1))
 world = musicvideos.load(paths.resolve(mv_world_root))
 ours = tables.source_label(True)

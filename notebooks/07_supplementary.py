@@ -42,10 +42,11 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from i2s import artefacts, experiments, figures, metrics, paths, tables
+from i2s import artefacts, experiments, figures, metrics, paths, stage, tables
 
 STAGE = "07_supplementary"
 READS = ("subset", "triplets", "tags", "variant")  # notebook 01's subset and triplets, 02's tags, every variant's runs
+stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 subset, triplets, tag_table = artefacts.read("subset"), artefacts.read("triplets"), artefacts.read("tags")
 ours = tables.source_label(bool(world_truth))
