@@ -60,6 +60,7 @@ photo = w.Combobox(placeholder="a photo of the world, e.g. IMG_0000010.jpg", des
 random_button = w.Button(description="random photo", icon="random")
 upload = w.FileUpload(accept="image/*", multiple=False, description="upload a photo")
 status = w.HTML()
+status.add_class("i2s-status")  # where every message goes (and what the browser test reads)
 figure = w.HTML(layout={"width": "420px"})
 tag_box, song_box = w.HTML(), w.HTML()
 state, choices = {"query": None}, {}
