@@ -111,9 +111,11 @@ def test_dvc_metrics_and_plots_work(pipeline):
     assert "01_data_stats" in _run(["dvc", "metrics", "show"], work)
     _run(["dvc", "plots", "show", "-o", "plots_html"], work)
     assert (work / "plots_html" / "index.html").exists()
-    specs = json.loads(_run(["dvc", "plots", "show", "--json", "-q"], work))
-    interactive = {k: v for k, v in specs.items() if k.startswith("data/") and k.endswith(".csv")}
-    assert len(interactive) == 4, list(specs)
+    shown = json.loads(subprocess.run(["dvc", "plots", "show", "--json"], cwd=work, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    interactive = {k: v for k, v in shown["data"].items() if k.startswith("data/") and k.endswith(".csv")}
+    assert len(interactive) == 4, list(shown["data"])
     for name, spec in interactive.items():  # a Vega-Lite spec holding the figure's points, a line per series
         values = spec[0]["content"]["data"]["values"]
         assert values and {"panel", "series", "x", "y"} <= set(values[0]), name
