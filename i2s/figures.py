@@ -350,7 +350,7 @@ def _cell_labels(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     return table["method"].astype(str) + (" / " + tags if several else ""), table["method"].astype(str), tags
 
 
-def beside_paper_chart(table: pd.DataFrame, title: str = "", per_row: int = 4, annotate: int = 12):
+def beside_paper_chart(table: pd.DataFrame, title: str = "", per_row: int = 4, annotate: int = 25):
     """Ours against the paper's for every cell of a table beside the paper (a `tables.beside_paper` long table or a
     `tables.compare` one): a panel per metric (and split), a point per cell with ± std over seeds, and the y = x line
     where the two agree; cells the paper has no value for are counted in the panel's title."""
@@ -381,6 +381,8 @@ def beside_paper_chart(table: pd.DataFrame, title: str = "", per_row: int = 4, a
         log = len(x) > 1 and lo > 0 and hi / lo > 30
         if log:
             ax.set(xscale="log", yscale="log")
+            for axis in (ax.xaxis, ax.yaxis):  # decade labels only: minor ones overlap on narrow panels
+                axis.set_minor_formatter(plt.NullFormatter())
         pad = (hi / lo) ** 0.05 if log else 0.05 * (hi - lo or 1.0)
         lims = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
         ax.plot(lims, lims, color="grey", ls="--", lw=0.8)  # y = x: ours equals the paper's
