@@ -301,6 +301,7 @@ def jupyterlab(pipeline, tmp_path):
     env.pop("I2S_ROOT", None)
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+           "--ServerApp.allow_root=True",  # CI runs as root
            f"--LabApp.user_settings_dir={dirs['settings']}", f"--LabApp.workspaces_dir={dirs['workspaces']}",
            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = open(tmp_path / "jupyterlab.log", "w")
@@ -348,10 +349,14 @@ def _widget(drv, css):
     return drv.find_element("css selector", css)
 
 
-def _songs(drv) -> list[str]:
-    """The titles of the ranked songs (the table of the photo → songs widget)."""
-    rows = drv.find_elements("xpath", "//div[contains(@class,'widget-html')]//table[.//th[contains(., 'cosine')]]//tr[td]")
-    return [r.find_elements("tag name", "td")[1].text.split("\n")[0] for r in rows]
+_SONG_ROWS = """return Array.from(document.querySelectorAll('.widget-html table'))
+  .filter(t => t.innerText.includes('cosine'))
+  .flatMap(t => Array.from(t.querySelectorAll('tr')).filter(r => r.querySelector('td')).map(r => r.cells[arguments[0]].innerText));"""
+
+
+def _songs(drv, column: int = 1) -> list[str]:
+    """The ranked songs' titles (column 1) or lyrics (3), read in one script: the widget re-renders while we read."""
+    return [t.split("\n")[0] for t in drv.execute_script(_SONG_ROWS, column)]
 
 
 def _errors_on_page(drv) -> list[str]:
@@ -375,7 +380,7 @@ def test_the_explorer_works_in_jupyterlab(jupyterlab):
         _wait(drv, lambda d: d.find_elements("css selector", ".jp-Notebook .jp-Cell"), 180, "the notebook did not open")
         _widget(drv, ".jp-Notebook").click()  # Run All goes to the kernel's queue: no need to wait for it to start
         drv.find_element("xpath", "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
-        drv.find_element("css selector", "li[data-command='notebook:run-all-cells']").click()
+        drv.find_element("xpath", "//li[contains(@class,'lm-Menu-item')][.//*[text()='Run All Cells']]").click()
         _wait(drv, lambda d: len(_songs(d)) > 0, 300, "no songs listed after Run All")
         drv.save_screenshot(str(shots / "1_run_all.png"))
         def status(d):
@@ -398,12 +403,20 @@ def test_the_explorer_works_in_jupyterlab(jupyterlab):
         assert len(_songs(drv)) == min(10, n)
         drv.save_screenshot(str(shots / "3_model_bow.png"))
         # upload a photo through the browser
-        drv.find_element("css selector", ".widget-upload input[type=file]").send_keys(str(photo))
-        _wait(drv, lambda d: "not in the library" in song_box(d), 120, f"the upload was not tagged: {status(drv)}")
+        # ipywidgets' FileUpload keeps its <input type=file> out of the page and clicks it: put it in the page
+        # instead of opening the native dialog, then type the file's path into it
+        drv.execute_script("""const click = HTMLInputElement.prototype.click;
+          HTMLInputElement.prototype.click = function () {
+            if (this.type !== 'file') return click.call(this);
+            this.id = 'i2s-upload'; this.style.display = 'block'; document.body.appendChild(this); };""")
+        drv.find_element("xpath", "//button[contains(@class,'widget-upload')]").click()
+        drv.find_element("css selector", "#i2s-upload").send_keys(str(photo))
+        _wait(drv, lambda d: "not in the library" in song_box(d) and "tagged in" in status(d), 120,
+              f"the upload was not tagged: {status(drv)}")
         assert "tagged in" in status(drv) and len(_songs(drv)) == min(10, n), status(drv)
         drv.save_screenshot(str(shots / "4_upload.png"))
         # from a typed lyric to photos: words of the first listed song's lyric
-        words = drv.find_element("xpath", "(//table[.//th[contains(., 'cosine')]]//tr[td])[1]/td[4]").text.split()[:8]
+        words = _songs(drv, 3)[0].split()[:8]
         box = drv.find_element("css selector", ".widget-textarea textarea")
         box.send_keys(" ".join(words))
         box.send_keys(Keys.TAB)
