@@ -365,6 +365,8 @@ def _errors_on_page(drv) -> list[str]:
 
 
 def test_the_explorer_works_in_jupyterlab(jupyterlab):
+    import time
+
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
     url, token, tmp = jupyterlab
@@ -420,7 +422,8 @@ def test_the_explorer_works_in_jupyterlab(jupyterlab):
         box = drv.find_element("css selector", ".widget-textarea textarea")
         box.send_keys(" ".join(words))
         box.send_keys(Keys.TAB)
-        drv.find_element("xpath", "//button[contains(., 'find photos')]").click()
+        time.sleep(1)  # the textarea's value reaches the kernel before the click does
+        drv.execute_script("arguments[0].click()", drv.find_element("xpath", "//button[contains(., 'find photos')]"))
         _wait(drv, lambda d: "ranked the photos" in status(d), 120, f"no photos for the typed lyric: {status(drv)}")
         strip = drv.find_elements("xpath", "//div[contains(@class,'widget-html')]//div[img]")
         assert len(strip) >= 1 and all(i.get_attribute("naturalWidth") != "0" for i in
