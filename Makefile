@@ -3,8 +3,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# where `make remote` points DVC: a folder by default; any URL DVC takes (s3://bucket/path, gs://…, ssh://host/path)
+REMOTE ?= $(abspath ..)/i2s-dvc-storage
 
-.PHONY: install reproduce test test-fast browser corpora bench notebooks strip dvc.yaml clean-reports
+.PHONY: install reproduce test test-fast browser corpora bench notebooks strip dvc.yaml clean-reports remote
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -58,6 +60,13 @@ corpora:
 ## Every benchmark (benchmarks/bench_*.py), printing its ratios against a baseline measured in the same run.
 bench: install
 	$(PY) -m pytest benchmarks -q -s
+
+## Configure the DVC remote `storage` (the default for dvc push/pull) in .dvc/config: `make remote` for a folder
+## beside the project, `make remote REMOTE=/mnt/shared/i2s` or `REMOTE=s3://bucket/i2s` (S3/GCS/SSH need DVC's plugin:
+## .venv/bin/pip install dvc-s3, dvc-gs or dvc-ssh). Commit .dvc/config to share it, then `dvc push`.
+remote:
+	dvc remote add --default --force storage $(REMOTE)
+	@echo "DVC remote 'storage' = $(REMOTE). Next: dvc push (send data, figures, reports), and in a clone: dvc pull"
 
 ## Sync the paired notebooks (.py percent files are the editable source).
 notebooks: install

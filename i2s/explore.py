@@ -15,9 +15,11 @@ true song is marked when it is one of them. Artefacts are re-read when a file ch
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import html
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,37 @@ TYPED = "(typed lyric)"  # song id of a typed lyric appended to the library for 
 
 class MissingArtefacts(FileNotFoundError):
     """A stage output that exploration needs is not there yet."""
+
+
+class ArtefactError(ValueError):
+    """A stage output is there but cannot be used: corrupt, half-written, or not matching the other outputs."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()).rstrip(".")
+
+
+def message(error: BaseException) -> str:
+    """Any error a query raised, as one line for the widget area (the explorer's own errors say what to do)."""
+    if isinstance(error, (ValueError, FileNotFoundError)):
+        return _one_line(error)
+    return f"unexpected error ({type(error).__name__}): {_one_line(error) or 'no message'}"
+
+
+@contextlib.contextmanager
+def reading(name: str = "", file: Path | None = None):
+    """Errors while reading one of the artefacts exploration needs (NEEDED's names; `file`: the file of it being
+    read) as an ArtefactError naming the file and the stage that rewrites it; the explorer's own errors pass."""
+    try:
+        yield
+    except (MissingArtefacts, ArtefactError):
+        raise
+    except Exception as e:
+        if not name:
+            raise
+        path, stage = required_artefacts()[name]
+        raise ArtefactError(f"the {name} ({file or path}) cannot be used: {_one_line(e)}. Rerun `dvc repro {stage}` "
+                            "(or `make reproduce`), then press reload") from e
 
 
 NEEDED = {"experiment subset": "subset", "refined triplets": "triplets", "tag detector": "detector",
@@ -74,9 +107,14 @@ def decode_image(content: bytes, name: str = "upload", max_side: int = MAX_SIDE)
     if not content:
         raise ValueError(f"{name!r} is empty: upload a photo (JPEG, PNG, ...)")
     try:
-        arr = imagefiles.read_image(bytes(content), name=name, max_side=max_side)
+        with warnings.catch_warnings():  # corrupt EXIF and the like: Pillow warns and reads on; the pixels are what count
+            warnings.simplefilter("ignore")
+            arr = imagefiles.read_image(bytes(content), name=name, max_side=max_side)
     except imagefiles.ImageFileError as e:
-        raise ValueError(f"{name!r} is not an image the pipeline can read ({e.problem}); "
+        raise ValueError(f"{name!r} is not an image the pipeline can read ({_one_line(e.problem)}); "
+                         "upload a photo (JPEG, PNG, ...)") from None
+    except Exception as e:  # a format Pillow identifies but fails to decode raises whatever its plugin hits
+        raise ValueError(f"{name!r} could not be decoded ({type(e).__name__}: {_one_line(e)}); "
                          "upload a photo (JPEG, PNG, ...)") from None
     if min(arr.shape[:2]) < 8:
         raise ValueError(f"{name!r} is {arr.shape[1]}×{arr.shape[0]} px: too small to tag")
@@ -214,9 +252,10 @@ class Explorer:
             return True
         return False
 
-    def _get(self, key, make):
+    def _get(self, key, make, artefact: str = ""):
         if key not in self._cache:
-            self._cache[key] = make()
+            with reading(artefact):
+                self._cache[key] = make()
         return self._cache[key]
 
     def model_files(self) -> pd.DataFrame:
@@ -237,7 +276,7 @@ class Explorer:
 
     def subset(self) -> pd.DataFrame:
         """Notebook 01's experiment subset (the library's songs and their photos)."""
-        return self._get("subset", lambda: artefacts.read("subset"))
+        return self._get("subset", lambda: artefacts.read("subset"), "experiment subset")
 
     def library(self) -> pd.DataFrame:
         """The songs every query ranks: song_id, title, artist, lyric, one row per song (sorted by id, as in Data)."""
@@ -255,15 +294,15 @@ class Explorer:
             t = artefacts.read("triplets")
             t = t.drop_duplicates("image")[["image", "image_path", "song_id", "title", "artist"]].reset_index(drop=True)
             return t.assign(in_library=t["song_id"].isin(set(self.library()["song_id"])))
-        return self._get("world", make)
+        return self._get("world", make, "refined triplets")
 
     def tag_table(self) -> pd.DataFrame:
         """Notebook 02's tag table."""
-        return self._get("tags", lambda: artefacts.read("tags"))
+        return self._get("tags", lambda: artefacts.read("tags"), "tag table")
 
     def detector(self) -> detector.TagDetector:
         """Notebook 02's trained detector (eval mode)."""
-        return self._get("detector", lambda: detector.load_checkpoint(artefacts.path("detector"))[0])
+        return self._get("detector", lambda: detector.load_checkpoint(artefacts.path("detector"))[0], "tag detector")
 
     def _vectors_source(self) -> str:
         if self.vectors:
@@ -284,15 +323,37 @@ class Explorer:
                 raise MissingArtefacts(f"no lyric model of the {group!r} tag group in {artefacts.path('lyric_models')}; "
                                        "rerun `dvc repro 04_attention`")
             cfg = networks.Config.from_params(**persistence.read_model_file(files["file"].iloc[0])["config"])
-            kv = text.vectors(self._vectors_source())
-            return lyricdata.build_data(self.subset(), self.tag_table(), group, kv, cfg.top_k, cfg.max_tokens)
-        return self._get(("data", group), make)
+            return lyricdata.build_data(self.subset(), self.tag_table(), group, self.word_vectors(), cfg.top_k,
+                                        cfg.max_tokens)
+        return self._get(("data", group), make, "lyric models")
+
+    def word_vectors(self):
+        """The word vectors of `lyric_model.vectors` (or the Explorer's), as gensim KeyedVectors."""
+        source = self._vectors_source()
+        try:
+            return text.vectors(source)
+        except Exception as e:
+            raise ArtefactError(f"the word vectors {source!r} cannot be read ({_one_line(e)}): point lyric_model.vectors "
+                                "in params.yaml at the word2vec file notebook 04 used") from None
 
     def model(self, method: str, group: str) -> networks.LyricModel:
         """The saved model of one method and tag group."""
         self._check(method, group)
-        return self._get(("model", method, group),
-                         lambda: persistence.load_model(persistence.model_file(method, group), self.data(group)))
+        return self._get(("model", method, group), lambda: self._load_model(method, group, self.data(group)),
+                         "lyric models")
+
+    def _load_model(self, method: str, group: str, data: lyricdata.Data) -> networks.LyricModel:
+        file = persistence.model_file(method, group)
+        with reading("lyric models", file):
+            try:
+                return persistence.load_model(file, data)
+            except RuntimeError as e:
+                if "size mismatch" not in str(e):  # the weights' shapes follow the word vectors'
+                    raise
+                raise ArtefactError(f"the word vectors {self._vectors_source()!r} have {data.embedding.shape[1]} "
+                                    f"dimensions, not those the saved {method} model ({group} tags) was trained on: "
+                                    "point lyric_model.vectors back at the vectors of the last `dvc repro "
+                                    "04_attention`, or rerun it") from None
 
     def song_blocks(self, method: str, group: str) -> list[tuple[np.ndarray, dict]]:
         """The library's song-side encodings under one model, in `scoring.score`'s length-sorted blocks: they do not
@@ -313,7 +374,7 @@ class Explorer:
         """The songs a saved model was trained on (the rest of the library is unseen by it)."""
         self._check(method, group)
         return self._get(("train", method, group), lambda: set(
-            persistence.read_model_file(persistence.model_file(method, group))["train_songs"]))
+            persistence.read_model_file(persistence.model_file(method, group))["train_songs"]), "lyric models")
 
     def _check(self, method: str, group: str):
         self.refresh()
@@ -393,8 +454,8 @@ class Explorer:
             self._check(method, group)
             d = with_lyric(data, key, self.model(method, group).cfg.max_tokens)
             # BoW refits its tf-idf on the training songs, so the typed lyric gets its own bag of words
-            model = (persistence.load_model(persistence.model_file(method, group), d) if method == "BoW"
-                     else self.model(method, group))
+            with reading("lyric models"):
+                model = self._load_model(method, group, d) if method == "BoW" else self.model(method, group)
             j = len(d.songs) - 1
         s = scoring.score(model, d, np.arange(len(d.images)), np.array([j]))[:, 0]
         top = np.argsort(-s, kind="stable")[:k]
@@ -423,10 +484,22 @@ def detection_figure(query: Query, size: float = 4.0):
     det_attrs = [c.split(":", 1)[1] for c in query.table.columns if c.startswith("attr:")]
     fig, ax = plt.subplots(figsize=(size, size))
     threshold = show_threshold(query)
+    name = query.name.replace("$", r"\$")  # a name is plain text, never matplotlib math ($...$)
     figures.draw_detections(ax, query.image, query.prediction, det_objects, det_attrs, score=threshold,
-                         title=f"{query.name}: detections with score ≥ {threshold:.2f}")
+                         title=f"{name}: detections with score ≥ {threshold:.2f}")
     fig.tight_layout()
     return fig
+
+
+def figure_html(fig, width: int = 400) -> str:
+    """A figure drawn to PNG (errors surface here, not later in a display hook) as an <img>, then closed."""
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" width="{width}">'
 
 
 def tags_html(query: Query) -> str:

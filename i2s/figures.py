@@ -222,11 +222,42 @@ def attribute_profile(mean_probs: pd.Series, highlight: int = 9, title: str = ""
 
 
 def savefig(fig, stage: str, name: str):
-    """Save a figure as PNG under figures/<stage>/ (what `dvc plots show` collects)."""
+    """Save a figure as PNG under figures/<stage>/ (what `dvc plots show` collects) and, when it draws labelled
+    lines, their data as data/<stage>/plots/<name>.csv (`figure_data`; dvc.yaml draws some of them interactively)."""
     out = paths.figures(stage)
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+    data = figure_data(fig)
+    if not data.empty:
+        plot_data_file(stage, name).parent.mkdir(parents=True, exist_ok=True)
+        data.to_csv(plot_data_file(stage, name), index=False)
     return fig
+
+
+def plot_data_file(stage: str, name: str):
+    """Where `savefig` writes the data of a figure's lines (outside figures/, whose images `dvc plots` shows as is)."""
+    return paths.data(stage) / "plots" / f"{name}.csv"
+
+
+def figure_data(fig) -> pd.DataFrame:
+    """The data a figure draws as lines, one row per point: panel (the axes' title), series (the legend label),
+    x, y, and yerr for error-bar series (else empty). Unlabelled lines (guides such as y = x) are left out."""
+    from matplotlib.container import ErrorbarContainer
+    rows = []
+    for k, ax in enumerate(fig.axes):
+        panel = ax.get_title() or ax.get_ylabel() or f"panel {k + 1}"
+        series = [(ln.get_label(), ln.get_xdata(), ln.get_ydata(), None) for ln in ax.get_lines()
+                  if not ln.get_label().startswith("_") and ln.get_transform() is ax.transData]
+        for c in ax.containers:
+            if isinstance(c, ErrorbarContainer) and not str(c.get_label()).startswith("_"):
+                line, _, bars = c.lines
+                err = [abs(s[1][1] - s[0][1]) / 2 for s in bars[0].get_segments()] if bars else None
+                series.append((c.get_label(), line.get_xdata(), line.get_ydata(), err))
+        for label, xs, ys, err in series:
+            for i, (x, y) in enumerate(zip(np.asarray(xs, float), np.asarray(ys, float))):
+                rows.append({"panel": panel, "series": label, "x": x, "y": y,
+                             "yerr": err[i] if err is not None and i < len(err) else np.nan})
+    return pd.DataFrame(rows, columns=["panel", "series", "x", "y", "yerr"])
 
 
 def bar_with_counts(df: pd.DataFrame, x: str, y: str, note: str | None = None, title: str = "", ax=None):
@@ -297,3 +328,74 @@ def length_histogram(lengths: pd.DataFrame, max_tokens: int = 0, title: str = ""
         ax.axvline(max_tokens, color="k", ls="--", label=f"max_tokens = {max_tokens}")
         ax.legend()
     return ax.figure
+
+
+def _ours_column(table: pd.DataFrame) -> str:
+    return next(c for c in table.columns if str(c).startswith("ours"))
+
+
+def _cell_labels(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each cell's label, colour group and marker group: method (and tags) of a long table, else its first column."""
+    if "method" not in table.columns:
+        label = table.iloc[:, 0].astype(str)
+        return label, label, pd.Series([""] * len(table), index=table.index)
+    tags = table["tags"].astype(str) if "tags" in table.columns else pd.Series("", index=table.index)
+    several = tags.nunique() > 1
+    return table["method"].astype(str) + (" / " + tags if several else ""), table["method"].astype(str), tags
+
+
+def beside_paper_chart(table: pd.DataFrame, title: str = "", per_row: int = 4, annotate: int = 25):
+    """Ours against the paper's for every cell of a table beside the paper (a `tables.beside_paper` long table or a
+    `tables.compare` one): a panel per metric (and split), a point per cell with ± std over seeds, and the y = x line
+    where the two agree; cells the paper has no value for are counted in the panel's title."""
+    t = table.reset_index(drop=True)
+    ours = _ours_column(t)
+    label, colour, marker = _cell_labels(t)
+    keys = [c for c in ("split", "metric") if c in t.columns and t[c].nunique() > 0]
+    panel = t[keys].astype(str).agg(" · ".join, axis=1) if keys else pd.Series([""] * len(t))
+    names = list(dict.fromkeys(panel))
+    colours = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(colour))}
+    markers = {g: "osD^v<>ph*"[i % 10] for i, g in enumerate(dict.fromkeys(marker))}
+    cols = min(per_row, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.5, 3.6 * cols + 0.4), 3.4 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_axis_off()
+    std = t["std"] if "std" in t.columns else pd.Series(0.0, index=t.index)
+    for ax, name in zip(axes.flat, names):
+        cell = (panel == name) & t[ours].notna()
+        have = cell & t["paper"].notna()
+        x, y, e = t.loc[have, "paper"].astype(float), t.loc[have, ours].astype(float), std[have].fillna(0).astype(float)
+        for i in x.index:
+            ax.errorbar(x[i], y[i], yerr=e[i], fmt=markers[marker[i]], color=colours[colour[i]], ms=5, capsize=2)
+        if len(x) <= annotate and colour.nunique() == len(t):  # few single cells: name each point
+            for i in x.index:
+                ax.annotate(label[i], (x[i], y[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        lo, hi = (min(x.min(), (y - e).min()), max(x.max(), (y + e).max())) if len(x) else (0.0, 1.0)
+        log = len(x) > 1 and lo > 0 and hi / lo > 30
+        if log:
+            ax.set(xscale="log", yscale="log")
+            for axis in (ax.xaxis, ax.yaxis):  # decade labels only: minor ones overlap on narrow panels
+                axis.set_minor_formatter(plt.NullFormatter())
+        pad = (hi / lo) ** 0.05 if log else 0.05 * (hi - lo or 1.0)
+        lims = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
+        ax.plot(lims, lims, color="grey", ls="--", lw=0.8)  # y = x: ours equals the paper's
+        ax.set(xlim=lims, ylim=lims, xlabel="paper", ylabel="ours")
+        silent = int((cell & t["paper"].isna()).sum())
+        ax.set_title(name + (f"\n({silent} cell{'s' * (silent > 1)} without a paper value)" if silent else ""), fontsize=9)
+        if not len(x):
+            ax.text(0.5, 0.5, "the paper has no value here", ha="center", va="center", transform=ax.transAxes)
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colours.items()] if colour.nunique() < len(t) else []
+    handles += [plt.Line2D([], [], color="k", marker=mk, ls="", label=g) for g, mk in markers.items() if g] if len(markers) > 1 else []
+    handles.append(plt.Line2D([], [], color="grey", ls="--", label="y = x (ours = paper)"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
+    fig.suptitle(title or f"{ours} against the paper (± std over seeds)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07 + 0.02 * (len(handles) > 6), 1, 1))
+    return fig
+
+
+def beside_paper_figure(stage: str, table: str, title: str = ""):
+    """A stage's saved table beside the paper (data/<stage>/tables/<table>.csv) drawn by `beside_paper_chart` and
+    saved as figures/<stage>/<table>_vs_paper.png, the picture the reports index shows beside that table."""
+    fig = beside_paper_chart(pd.read_csv(paths.tables(stage) / f"{table}.csv"), title)
+    return savefig(fig, stage, f"{table}_vs_paper")

@@ -65,8 +65,9 @@ PROJECT = ("This repository reproduces two cross-modal music papers: Image2song 
 
 def headline(stage: str) -> tuple[pd.DataFrame, str, Path | None]:
     """A stage's headline table (rows a reader needs first), what its dropped constant columns held, and its key
-    figure. A table named `headline` wins; else HEADLINES; else the stage's first table with a paper column and
-    its first figure (in the order the notebook wrote them)."""
+    figure. A table named `headline` wins; else HEADLINES; else the stage's first table with a paper column. The
+    key figure is that table drawn against the paper (<table>_vs_paper.png), else HEADLINES' figure, else the
+    stage's first figure (in the order the notebook wrote them)."""
     tdir, fdir = paths.tables(stage), paths.figures(stage)
     table, query, figure = HEADLINES.get(stage, ("", "", ""))
     if (tdir / "headline.csv").exists():
@@ -83,7 +84,9 @@ def headline(stage: str) -> tuple[pd.DataFrame, str, Path | None]:
         const = [c for c in df.columns if df[c].nunique(dropna=False) == 1]
         held = ", ".join(f"{c} = {df[c].iloc[0]}" for c in const)
         df = df.drop(columns=const)
-    png = fdir / f"{figure}.png"
+    png = fdir / f"{table}_vs_paper.png"  # the headline table drawn (figures.beside_paper_figure)
+    if not png.exists():
+        png = fdir / f"{figure}.png"
     if not png.exists():
         pngs = sorted(fdir.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
         png = pngs[0] if pngs else None

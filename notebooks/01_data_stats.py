@@ -82,6 +82,7 @@ else:
 # %%
 stats = shuttersong.dataset_stats(kept, rejections)
 display(tables.save_table(experiments.table1(stats, raw_rows, ours), STAGE, "table1_counts"))
+figures.beside_paper_figure(STAGE, "table1_counts", "Table 1 and the dataset counts: ours against the paper");
 
 # %% [markdown]
 # At `world.scale: 1.0` the world is built so that these counts equal the paper's (difference 0): they are

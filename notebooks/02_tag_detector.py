@@ -235,6 +235,7 @@ figures.savefig(figures.attribute_profile(mean_attr, 9, f"Average attribute prob
 table6, top9 = experiments.table6(mean_attr, ours)
 display(Markdown("**Table 6's nine attributes: our average probability beside the paper's**"))
 display(tables.save_table(table6, STAGE, "table6_paper_attributes"))
+figures.beside_paper_figure(STAGE, "table6_paper_attributes", "Table 6: average probability of the paper's nine attributes");
 tables.save_table(top9, STAGE, "table6_top9")
 display(Markdown(f"**Our top-9 attributes beside the paper's, rank by rank** ({ours})"))
 display(top9)

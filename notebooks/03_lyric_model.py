@@ -136,6 +136,7 @@ names = metrics.SPLIT_METRICS[split]
 test = training.run_summaries(runs, names)
 display(tables.save_table(test.round(3), STAGE, "our_test_metrics").round(2))
 versus = tables.save_table(experiments.our_vs_paper(test, split, group, ours).round(3), STAGE, "our_vs_paper")
+figures.beside_paper_figure(STAGE, "our_vs_paper", f"Our on {split}, {group} tags: ours against Table 2");
 display(Markdown(f"Our on {split}, {group} tags, mean over {seeds} seed(s), beside the paper's Table 2:"))
 display(versus.round(2))
 pool = len(lyricdata.split_indices(data, splits, split, seed, val_fraction)["pool"])

@@ -125,6 +125,7 @@ display(Markdown("Random ranking: " + "; ".join(
     f"Med r ≈ {metrics.chance(n, ['Med r'])['Med r']:g}" for s, n in pools.items())))
 long = experiments.table2(runs, ours)
 tables.save_table(long.round(3), STAGE, "table2_long")
+figures.beside_paper_figure(STAGE, "table2_long", f"Table 2: {ours} against the paper (± std over seeds)");
 for s in lyricdata.SPLITS:
     wide = experiments.table2_wide(long, s, ours)
     tables.save_table(tables.flat_columns(wide), STAGE, f"table2_{s}")

@@ -119,6 +119,7 @@ runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
 long = experiments.table3(runs, ours)
 tables.save_table(long.round(3), STAGE, "table3_long")
 tables.save_table(long.round(3), STAGE, "headline")  # what the reports index shows
+figures.beside_paper_figure(STAGE, "headline", f"Table 3: {ours} against the paper (± std over seeds)");
 wide = tables.beside_paper_wide(long, ours)
 tables.save_table(tables.flat_columns(wide), STAGE, "table3")
 display(Markdown(f"**Table 3** ({group} tags), {ours}: mean ± std (paper)"))

@@ -142,6 +142,7 @@ all_runs = pd.concat([runs_k, runs_d.drop(columns="1/d")], ignore_index=True)
 human = mrcca.human_reference(world.prefs, mrcca.repeat_split(len(world.music), n_train, seed))
 best, best_cfg, best_unan = experiments.mrcca_best(all_runs, human, methods, ours)
 display(tables.save_table(best.round(2), STAGE, "best_consistency"))
+figures.beside_paper_figure(STAGE, "best_consistency", "Best consistency and the labelers: ours against the paper");
 mean_by_cfg = all_runs.groupby(["K", "d"])[methods + [f"{m} unanimous" for m in methods]].mean()
 
 # %%

@@ -160,6 +160,7 @@ display(Markdown("**Agreement with the paper** (which loss ranks first): " + "; 
 
 # %%
 headline = tables.save_table(experiments.supplement_headline(t1, t2, t4).round(3), STAGE, "headline")
+figures.beside_paper_figure(STAGE, "headline", f"Supplement, R@10 on obj-attr tags: {ours} against the paper");
 display(headline.round(2))
 
 # %% [markdown]

@@ -34,7 +34,6 @@ import html
 import time
 
 import ipywidgets as w
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
@@ -61,13 +60,15 @@ photo = w.Combobox(placeholder="a photo of the world, e.g. IMG_0000010.jpg", des
 random_button = w.Button(description="random photo", icon="random")
 upload = w.FileUpload(accept="image/*", multiple=False, description="upload a photo")
 status = w.HTML()
-figure = w.Output(layout={"width": "420px"})
+status.add_class("i2s-status")  # where every message goes (and what the browser test reads)
+figure = w.HTML(layout={"width": "420px"})
 tag_box, song_box = w.HTML(), w.HTML()
 state, choices = {"query": None}, {}
 
 
 def report(error):
-    status.value = f"<b style='color:#b00'>{html.escape(str(error))}</b>"
+    # every failure a user can cause ends here, as one line in the widget area (never a traceback)
+    status.value = f"<b style='color:#b00'>{html.escape(explore.message(error))}</b>"
 
 
 def rank_songs(*_):
@@ -78,23 +79,20 @@ def rank_songs(*_):
         songs = ex.songs_for(state["query"], method.value, group.value, top_songs)
         song_box.value = explore.songs_html(songs, method.value, group.value)
         status.value = f"ranked {songs.attrs['library_size']} songs in {time.perf_counter() - t:.2f} s"
-    except (ValueError, explore.MissingArtefacts) as e:
+    except Exception as e:
         report(e)
 
 
 def show(make_query):
     try:
         t = time.perf_counter()
-        state["query"] = q = make_query()
+        q = make_query()
         tagged = time.perf_counter() - t
-    except (ValueError, explore.MissingArtefacts) as e:
+        figure.value = explore.figure_html(explore.detection_figure(q))
+        tag_box.value = explore.tags_html(q)
+    except Exception as e:
         return report(e)
-    figure.clear_output(wait=True)
-    with figure:
-        fig = explore.detection_figure(q)
-        display(fig)
-        plt.close(fig)
-    tag_box.value = explore.tags_html(q)
+    state["query"] = q
     rank_songs()
     status.value = f"tagged in {tagged:.2f} s; " + status.value
 
@@ -107,7 +105,7 @@ def reload(*_):
         choices.update(ex.song_choices())
         lyric_pick.options = tuple(choices)
         status.value = f"{len(photo.options)} photos of the world, {len(lyric_pick.options)} songs in the library"
-    except explore.MissingArtefacts as e:
+    except Exception as e:
         report(e)
 
 
@@ -139,7 +137,7 @@ def find_photos(*_):
         t = time.perf_counter()
         photo_box.value = explore.images_html(ex.images_for(lyric, method.value, group.value, top_images))
         status.value = f"ranked the photos in {time.perf_counter() - t:.2f} s"
-    except (ValueError, explore.MissingArtefacts) as e:
+    except Exception as e:
         report(e)
 
 
@@ -152,5 +150,8 @@ display(w.VBox([w.HBox([method, reload_button]), group, w.HBox([photo, random_bu
                 w.HBox([figure, tag_box]), song_box,
                 w.HTML("<h3>Lyric → photos</h3>"), w.HBox([lyric_pick, find_button]), lyric_text, photo_box]))
 if photo.options:  # a first example (a photo whose song is in the library), so that Run All shows every part
-    photo.value = ex.world_images().query("in_library")["image"].iloc[0]
-    lyric_pick.value = lyric_pick.options[0]
+    try:
+        photo.value = ex.world_images().query("in_library")["image"].iloc[0]
+        lyric_pick.value = lyric_pick.options[0]
+    except Exception as e:
+        report(e)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2s import artefacts, detector, explore, lyricdata, networks, persistence, scoring, tagging, tagtable
+from i2s import artefacts, detector, explore, lyricdata, networks, paths, persistence, scoring, tagging, tagtable
 
 OBJECTS = ["sun", "wave", "tree", "snowman"]
 ATTRIBUTES = ["blue", "white", "small"]
@@ -191,3 +191,142 @@ def test_views_render(world):
     assert fig.axes and fig.axes[0].get_title().startswith("IMG_041.png")
     strip = explore.images_html(ex.images_for("song_04", "Our", "obj", k=3))
     assert strip.count("data:image/png;base64,") == 3
+
+
+# ---- the notebook's widgets: every failure a user can cause is one line in the widget area --------------------------
+REPO = paths.PACKAGE.parent
+
+
+@pytest.fixture
+def app(world):
+    """notebooks/explore.py run in this process on the test world: its widgets and callbacks, without a browser."""
+    import jupytext
+    ns = {}
+    for cell in jupytext.read(REPO / "notebooks" / "explore.py").cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, "explore.ipynb", "exec"), ns)
+    assert "tagged in" in ns["status"].value or "ranked" in ns["status"].value, ns["status"].value
+    return ns
+
+
+def _upload(app, content: bytes, name: str):
+    app["upload"].value = ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+                            "last_modified": __import__("datetime").datetime.now()},)
+    return app["status"].value
+
+
+def _error_line(status: str) -> str:
+    import html
+    assert "color:#b00" in status and "\n" not in status and "Traceback" not in status, status
+    return html.unescape(status)
+
+
+def _png(size=(64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_name_with_math_text_characters_is_shown_as_written(app):
+    for name in ("$x$.png", "cost $5.png", r"$\frac{.png"):
+        status = _upload(app, _png(), name)
+        assert "tagged in" in status and "color:#b00" not in status, (name, status)
+        assert "data:image/png;base64," in app["figure"].value and "library of" in app["song_box"].value
+
+
+def test_bad_uploads_are_one_line_messages(app):
+    assert "is not an image" in _error_line(_upload(app, b"just some text", "notes.txt"))
+    assert "empty" in _error_line(_upload(app, b"", "nothing.png"))
+    assert "not an image Pillow can read" in _error_line(_upload(app, _png()[:300], "cut.png"))  # half a PNG
+    assert "too small" in _error_line(_upload(app, _png((4, 4)), "tiny.png"))
+
+
+def test_a_photo_pillow_half_reads_is_tagged_without_warnings():
+    im = Image.fromarray(np.zeros((64, 64, 3), np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff")  # corrupt EXIF: Pillow warns, reads on
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert explore.decode_image(buf.getvalue(), "exif.jpg").shape == (3, 64, 64)
+
+
+def test_a_decoder_failing_in_an_unusual_way_is_still_a_message(monkeypatch):
+    import struct
+
+    from PIL import ImageOps
+
+    def broken(im):
+        raise struct.error("unpack requires a buffer of 12 bytes")  # what Pillow's EXIF reader raises on some files
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    with pytest.raises(ValueError, match="'odd.jpg' could not be decoded \\(error: unpack requires"):
+        explore.decode_image(_png(), "odd.jpg")
+
+
+@pytest.fixture
+def broken(world):
+    """Replace an artefact file's bytes for one test (then put them back)."""
+    saved = {}
+
+    def corrupt(path, content=b"this is not a checkpoint"):
+        saved.setdefault(path, path.read_bytes())
+        path.write_bytes(content)
+    yield corrupt
+    for path, content in saved.items():
+        path.write_bytes(content)
+
+
+def test_a_corrupt_checkpoint_is_a_message_naming_the_stage_to_rerun(app, broken):
+    broken(artefacts.path("detector"))
+    app["reload"]()
+    status = _error_line(_upload(app, _png(), "mine.png"))
+    assert "the tag detector" in status and "detector.pt" in status and "dvc repro 02_tag_detector" in status
+    broken(persistence.model_file("Our-attention", "obj-attr"), b"\x80\x02garbage")
+    app["reload"]()
+    app["photo"].value = ""
+    app["photo"].value = "IMG_010.png"
+    status = _error_line(app["status"].value)
+    assert "tag detector" in status or "lyric models" in status
+
+
+def test_a_corrupt_lyric_model_is_a_message(app, broken):
+    broken(persistence.model_file("Our", "obj"), b"PK\x03\x04 truncated zip")
+    app["reload"]()
+    app["group"].value = "obj"
+    app["method"].value = "Our"
+    status = _error_line(app["status"].value)
+    assert "the lyric models" in status and "Our__obj.pt" in status and "dvc repro 04_attention" in status
+
+
+def test_missing_artefacts_are_a_message(app, world):
+    root, _ = world
+    tags = artefacts.path("tags")
+    tags.rename(tags.with_suffix(".aside"))
+    try:
+        app["reload"]()
+        status = _error_line(app["status"].value)
+        assert "tags.parquet" in status and "make reproduce" in status
+        app["method"].value = "Our"  # a query on a cached photo says the same
+        assert "tags.parquet" in _error_line(app["status"].value)
+    finally:
+        tags.with_suffix(".aside").rename(tags)
+
+
+def test_word_vectors_of_the_wrong_size_are_a_message(app, world):
+    root, _ = world
+    words = LYRIC_WORDS + OBJECTS + ATTRIBUTES
+    path = root / "vectors_5d.txt"
+    path.write_text(f"{len(words)} 5\n" + "".join(w + " 0.1 0.2 0.3 0.4 0.5\n" for w in words))
+    app["ex"] = explore.Explorer(vectors=str(path))
+    app["method"].value = "Our"
+    status = _error_line(app["status"].value)
+    assert "vectors_5d.txt' have 5 dimensions" in status and "dvc repro 04_attention" in status
+    (root / "not_vectors.txt").write_text("\x00\x01 not a word2vec file")
+    app["ex"] = explore.Explorer(vectors=str(root / "not_vectors.txt"))
+    app["method"].value = "BoW"
+    assert "the word vectors" in _error_line(app["status"].value)
+
+
+def test_an_unexpected_error_is_one_line_with_its_type():
+    assert explore.message(RuntimeError("x\n y.")) == "unexpected error (RuntimeError): x y"
+    assert explore.message(ValueError("two\n  lines")) == "two lines"

@@ -92,3 +92,66 @@ def test_index_cards_show_the_headline_beside_the_paper_and_a_thumbnail(in_tmp_r
     page = site.write_index().read_text()
     assert page.count("data:image/png;base64,") == 2 and 'href="07_new.html"' in page
     assert "seeds=3" in page and "2026-11-25 02:51 UTC (1.5 min)" in page and "no paper column" not in page
+
+
+def test_reports_fold_each_code_cell_and_keep_its_code(tmp_path):
+    from i2s import htmlreport
+    cells = [nbformat.v4.new_markdown_cell("# Title\nProse."),
+             nbformat.v4.new_code_cell("total = 1 + 1  # <why>\nprint(total)",
+                                       outputs=[nbformat.v4.new_output("stream", text="2\n")])]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "01_x.ipynb")
+    page = htmlreport.render(tmp_path / "01_x.ipynb").read_text()
+    assert page.count('<details class="i2s-code">') == 1 and "<details open" not in page
+    assert "code: total = 1 + 1  # &lt;why&gt;</summary>" in page
+    folded = page.split('<details class="i2s-code">', 1)[1].split("</details>", 1)
+    assert "print" in folded[0] and "2\n" not in folded[0] and "Prose." not in folded[0]  # code inside, output after
+
+
+def _long_beside_paper():
+    ours = tables.source_label(True)
+    return pd.DataFrame([{"split": s, "method": m, "tags": t, "metric": k, ours: v + 1, "std": 0.5,
+                          "paper": math.nan if m == "New" else v, "difference": 1.0}
+                         for s in ("dagger", "section") for m in ("Our", "Our-attention", "New")
+                         for t in ("obj", "obj-attr") for k, v in (("R@1", 2.0), ("Med r", 40.0))])
+
+
+def test_a_table_beside_the_paper_is_drawn_against_the_paper():
+    fig = figures.beside_paper_chart(_long_beside_paper())
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == ["dagger · R@1", "dagger · Med r", "section · R@1",
+                                                                 "section · Med r"]
+    for ax in panels:
+        assert "2 cells without a paper value" in ax.get_title()
+        guide = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert guide and list(guide[0].get_xdata()) == list(guide[0].get_ydata())  # y = x
+        assert len(ax.containers) == 4  # Our and Our-attention × 2 tag groups, each with its error bar
+    plt.close(fig)
+    counts = tables.compare({"songs": 500, "triplets": 16000, "moods": 10}, {"songs": 586, "triplets": 16973},
+                            tables.source_label(True))
+    fig = figures.beside_paper_chart(counts)
+    assert fig.axes[0].get_xscale() == "log" and "1 cell without a paper value" in fig.axes[0].get_title()
+    assert {t.get_text() for t in fig.axes[0].texts} == {"songs", "triplets"}  # each point named
+    plt.close(fig)
+
+
+def test_the_picture_of_the_headline_table_is_the_cards_key_figure(in_tmp_root):
+    tables.save_table(_long_beside_paper(), "04_attention", "table2_long")
+    fig, ax = plt.subplots()
+    figures.savefig(fig, "04_attention", "fig6_examples")
+    figures.beside_paper_figure("04_attention", "table2_long")
+    assert (paths.figures("04_attention") / "table2_long_vs_paper.png").stat().st_size > 10_000
+    assert site.headline("04_attention")[2].name == "table2_long_vs_paper.png"
+
+
+def test_savefig_writes_the_data_of_a_figures_lines(in_tmp_root):
+    runs = pd.DataFrame({"K": [3, 3, 4, 4], "mr-cca": [0.6, 0.7, 0.8, 0.8], "cca": [0.5, 0.5, 0.6, 0.7]})
+    ax = figures.mean_std_lines(runs, "K", ["mr-cca", "cca"], "Consistency vs K")
+    ax.axhline(0.5, label="chance")  # a guide in axes coordinates: not data
+    figures.savefig(ax.figure, "06_x", "sweep")
+    data = pd.read_csv(figures.plot_data_file("06_x", "sweep"))
+    assert data.columns.tolist() == ["panel", "series", "x", "y", "yerr"] and set(data["series"]) == {"mr-cca", "cca"}
+    row = data[(data["series"] == "mr-cca") & (data["x"] == 3)].iloc[0]
+    assert row["y"] == pytest.approx(0.65) and row["yerr"] == pytest.approx(runs["mr-cca"][:2].std())
+    fig, _ = plt.subplots()  # no labelled lines: no data file
+    figures.savefig(fig, "06_x", "picture")
+    assert not figures.plot_data_file("06_x", "picture").exists()

@@ -34,7 +34,32 @@ def test_dvc_yaml_is_what_the_pipeline_computes():
 def test_every_command_is_one_short_runner_call():
     for name, st in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
         cmd = st.get("do", st)["cmd"]
-        assert cmd.startswith("python -m i2s.stage ") and len(cmd) < 60 and " -p " not in cmd, (name, cmd)
+        assert cmd.startswith("sh i2s/stage.sh ") and len(cmd) < 60 and " -p " not in cmd, (name, cmd)
+
+
+def test_the_launcher_prefers_the_projects_interpreter(tmp_path):
+    import shutil
+    import subprocess
+    shutil.copytree(REPO / "i2s", tmp_path / "proj" / "i2s", ignore=shutil.ignore_patterns("__pycache__"))
+    venv = tmp_path / "proj" / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").write_text('#!/bin/sh\necho "project python $*"\n')
+    (venv / "python").chmod(0o755)
+    for cwd in (tmp_path / "proj", tmp_path):  # from the project or anywhere: the script finds its project
+        out = subprocess.run(["sh", str(tmp_path / "proj" / "i2s" / "stage.sh"), "04_attention"], cwd=cwd,
+                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+        assert out == "project python -m i2s.stage 04_attention\n"
+    exps = tmp_path / "proj" / ".dvc" / "tmp" / "exps" / "tmp123"  # `dvc exp run --temp` runs in a copy in here
+    shutil.copytree(REPO / "i2s", exps / "i2s", ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run(["sh", "i2s/stage.sh", "01_data_stats"], cwd=exps, capture_output=True, text=True).stdout
+    assert out == "project python -m i2s.stage 01_data_stats\n"
+
+
+def test_interactive_plots_read_the_data_savefig_writes():
+    from i2s import figures
+    for (stage, name, *_), plot in zip(pipeline.PLOTS, pipeline.dvc_plots()):
+        assert next(iter(plot)) == paths.relative(figures.plot_data_file(stage, name))
+        assert (REPO / plot[next(iter(plot))]["template"]).is_file()
 
 
 @pytest.mark.parametrize("stage", NOTEBOOK_STAGES)
