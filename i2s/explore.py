@@ -111,7 +111,7 @@ def decode_image(content: bytes, name: str = "upload", max_side: int = MAX_SIDE)
             warnings.simplefilter("ignore")
             arr = imagefiles.read_image(bytes(content), name=name, max_side=max_side)
     except imagefiles.ImageFileError as e:
-        raise ValueError(f"{name!r} is not an image the pipeline can read ({_one_line(e.problem)}); "
+        raise ValueError(f"{name!r} cannot be used: {_one_line(e.problem)}; "
                          "upload a photo (JPEG, PNG, ...)") from None
     except Exception as e:  # a format Pillow identifies but fails to decode raises whatever its plugin hits
         raise ValueError(f"{name!r} could not be decoded ({type(e).__name__}: {_one_line(e)}); "

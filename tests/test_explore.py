@@ -118,7 +118,7 @@ def test_an_upload_is_tagged_like_the_same_world_photo_and_has_no_song(world):
 
 def test_bad_uploads_and_names_give_clear_messages(world):
     _, ex = world
-    with pytest.raises(ValueError, match="'notes.txt' is not an image"):
+    with pytest.raises(ValueError, match="'notes.txt' cannot be used: not a JPEG"):
         ex.tag_image(b"just some text", "notes.txt")
     with pytest.raises(ValueError, match="empty"):
         ex.tag_image(b"", "nothing.jpg")
@@ -235,9 +235,10 @@ def test_a_name_with_math_text_characters_is_shown_as_written(app):
 
 
 def test_bad_uploads_are_one_line_messages(app):
-    assert "is not an image" in _error_line(_upload(app, b"just some text", "notes.txt"))
+    assert "'notes.txt' cannot be used: not a JPEG" in _error_line(_upload(app, b"just some text", "notes.txt"))
     assert "empty" in _error_line(_upload(app, b"", "nothing.png"))
-    assert "not an image Pillow can read" in _error_line(_upload(app, _png()[:300], "cut.png"))  # half a PNG
+    assert "'cut.png' cannot be used: not an image that can be read" in _error_line(
+        _upload(app, _png()[:300], "cut.png"))  # half a PNG
     assert "too small" in _error_line(_upload(app, _png((4, 4)), "tiny.png"))
 
 
@@ -259,7 +260,7 @@ def test_a_decoder_failing_in_an_unusual_way_is_still_a_message(monkeypatch):
     def broken(im):
         raise struct.error("unpack requires a buffer of 12 bytes")  # what Pillow's EXIF reader raises on some files
     monkeypatch.setattr(ImageOps, "exif_transpose", broken)
-    with pytest.raises(ValueError, match="'odd.jpg' could not be decoded \\(error: unpack requires"):
+    with pytest.raises(ValueError, match="'odd.jpg' cannot be used: not an image that can be read \\(error: unpack requires"):
         explore.decode_image(_png(), "odd.jpg")
 
 

@@ -551,5 +551,5 @@ def test_the_explorer_reads_uploads_with_the_pipelines_reader():
     Image.fromarray(grey16).save(buf, "PNG")
     pixels = explore.decode_image(buf.getvalue(), "grey16.png")
     assert int(pixels.float().mean()) == pytest.approx(30000 / 257, abs=1)
-    with pytest.raises(ValueError, match="'notes.txt' is not an image the pipeline can read"):
+    with pytest.raises(ValueError, match="'notes.txt' cannot be used: not a JPEG"):
         explore.decode_image(b"hello", "notes.txt")
