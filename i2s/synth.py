@@ -8,6 +8,7 @@ next to the code that makes it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -39,6 +40,8 @@ class WorldParams:
     difficulty: float = 0.5        # 0 = easy, 1 = hard (selfie share, off-theme objects, lyric theme words)
     image_size: int = render.IMAGE_SIZE
     scene_graph_images: int = 6000  # the separate detector-training set (no songs)
+    song_link: float = 0.4         # share of a song's signal that is its own (motifs) rather than its theme's
+    order_signal: float = 0.25     # share of a lyric's signal carried by word order rather than word choice
     jobs: int = 0                  # render processes; 0 = all cores
     # shares of the abnormal rows (raw − kept) by the reason they must be rejected
     abnormal_mix: dict = field(default_factory=lambda: dict(ABNORMAL_MIX))
@@ -69,7 +72,6 @@ EXPRESSION_BIAS = {"heartbreak": {"sad", "crying"}, "rain": {"sad"}, "love": {"k
                    "night_party": {"laughing", "cool"}, "friendship": {"laughing", "smiling"},
                    "summer_beach": {"cool", "smiling"}, "winter": {"frozen"}, "dance": {"happy", "cool"}}
 FOREIGN = ("es", "fr", "de", "pt", "it")
-NON_ALNUM_TOKENS = ("oh-oh", "yeah-yeah", "(x2)", "--", "la-la", "na-na", "...")
 
 
 def target_counts(scale: float) -> dict:
@@ -172,71 +174,264 @@ def make_artist(lex: dict, rng: np.random.Generator) -> str:
     return f"The {a} {b}" if u < 0.85 else f"{a} {b}"
 
 
-def _stream(draw, chunk: int = 256):
-    """Yield items from `draw(n)` called in chunks: drawing per token in Python was the slow part."""
-    while True:
-        yield from draw(chunk)
+# ---- the lyric instrument: what a lyric says about its song, and how -------------------------------------------
+# A lyric is a stream of content items with function words between them. Each item is a background word (the same
+# Zipfian distribution for every song, a share of it spelt without a word vector), or one of the song's signal
+# slots (a share SIGNAL_SLOTS of the items, the same for every song). A signal slot carries the song's signal with
+# probability q = theme_rate / SIGNAL_SLOTS and is a background word (or a phrase in a random order) otherwise.
+# `order_signal` s decides how a slot carries it: with probability 1 - s by WHICH word it is (a word of the song's
+# theme, second theme or motifs, or now and then the name of an object its photos show), with probability s by the
+# ORDER of a phrase of three code words every song uses equally often (phrases.yaml): the order is the one the
+# signal's source (theme or motif) prescribes for that template. So at s = 0 the lyric is a bag of independent
+# words, and at s = 1 its word counts are the same for every song and only the phrases' order tells songs apart.
+SIGNAL_SLOTS = 0.6          # share of a lyric's content items that are signal slots (theme_rate is clipped to it)
+MOTIFS = 3                  # motifs per song: objects its photos tend to show (or a weather), with related words
+WEATHER_MOTIF = 0.2         # chance that a motif is a weather (at most one per song)
+SECOND_THEME = 0.25         # share of the theme's part of the signal that a song with a second theme gives to it
+OOV_SHARE = 0.06            # share of background words spelt without a word vector (elongations, elisions, names)
+THEME_ZIPF, MOTIF_ZIPF, BACKGROUND_ZIPF = 0.9, 0.9, 0.9   # Zipf exponents of the word distributions
+LYRIC_STREAM, CODE_STREAM = 3, 4                           # the world's random streams for lyrics and the order code
+ORDERS = tuple(itertools.permutations(range(3)))           # the 6 orders of a phrase's three words
+ADLIBS = ("oh-oh", "yeah-yeah", "na-na-na", "la-la-la", "whoa-oh", "ooh-ooh", "hey-hey")
 
 
-def make_lyric(content, function_words, length: int, rng: np.random.Generator,
-               chorus_words: list[str] | None = None) -> str:
-    """Lines of function and content words (iterators) with a repeated chorus, `length` tokens in all."""
-    def line(n):
-        toks = [next(function_words) if f else next(content) for f in rng.random(n) < 0.45]
-        if rng.random() < 0.08:
-            toks.insert(int(rng.integers(len(toks) + 1)), str(rng.choice(NON_ALNUM_TOKENS)))
-        return toks
-    chorus = [line(int(rng.integers(4, 8))) for _ in range(int(rng.integers(2, 4)))]
-    if chorus_words:
-        chorus[0] = [w.lower() for w in chorus_words] + chorus[0][: max(len(chorus[0]) - len(chorus_words), 1)]
-    out, n, verse_left = [], 0, int(rng.integers(3, 6))
-    while n < length:
-        if verse_left == 0:
-            block, verse_left = chorus, int(rng.integers(3, 6))
+def _lines_list(name: str) -> list[str]:
+    return _lines(paths.LEXICON / name)
+
+
+@dataclass(frozen=True)
+class LyricWorld:
+    """What every lyric of a world is drawn from besides its song: the distributions and the order code."""
+    seed: int
+    song_link: float
+    order_signal: float
+    direct_share: float                  # share of word-coded signal that names an object the photos show
+    words: tuple                         # vocabulary of every content word the generator writes
+    background: np.ndarray               # P(word) of a background word (OOV spellings included)
+    sources: dict                        # source key ("theme:love", "obj:tree", "weather:snowy") → P(word) over words
+    templates: tuple                     # phrase templates (three code words each)
+    codes: dict                          # source key → the order (index into ORDERS) of each template
+    function_words: tuple
+    index: dict = field(default_factory=dict)   # word → its index in `words`
+
+    def p_words(self, mix: dict) -> np.ndarray:
+        """P(word) of a mixture {source key: weight} of the sources."""
+        return sum(w * self.sources[k] for k, w in mix.items())
+
+
+def lyric_world(seed: int, song_link: float, order_signal: float, difficulty: float, lex: dict | None = None,
+                scenes: dict | None = None) -> LyricWorld:
+    """The world's lyric distributions and order code (a function of its seed and knobs only)."""
+    lex = load_lexicon() if lex is None else lex
+    scenes = render.load_scenes() if scenes is None else scenes
+    rng = np.random.default_rng([seed, CODE_STREAM])
+    motifs = yaml.safe_load((paths.LEXICON / "motifs.yaml").read_text())
+    templates = tuple(tuple(t) for t in yaml.safe_load((paths.LEXICON / "phrases.yaml").read_text())["templates"])
+    background, oov = _lines_list("background_words.txt"), _lines_list("oov_words.txt")
+    objects = sorted({o for t in scenes["themes"].values() for o in t["objects"]})
+    # each theme's words get a Zipf rank of their own, drawn once per world (which theme word is common is arbitrary)
+    theme_lists = {f"theme:{t}": list(rng.permutation(lex["themes"][t]["lyric_words"])) for t in THEME_WEIGHTS}
+    lists = {**theme_lists, **{f"obj:{o}": motifs["objects"][o] for o in objects},
+             **{f"weather:{w}": v for w, v in motifs["weather"].items()},
+             **{f"tag:{o}": [o] for o in objects}}
+    words = tuple(dict.fromkeys([*background, *oov, *(w for v in lists.values() for w in v),
+                                 *(w for t in templates for w in t)]))
+    index = {w: i for i, w in enumerate(words)}
+
+    def dist(ws, a):
+        p = np.zeros(len(words))
+        np.add.at(p, [index[w] for w in ws], _zipf_weights(len(ws), a))
+        return p
+    bg = (1 - OOV_SHARE) * dist(background, BACKGROUND_ZIPF) + OOV_SHARE * dist(oov, BACKGROUND_ZIPF)
+    sources = {k: dist(v, THEME_ZIPF if k.startswith("theme:") else MOTIF_ZIPF) for k, v in lists.items()}
+    code_keys = [k for k in lists if not k.startswith("tag:")]
+    codes = {k: rng.integers(len(ORDERS), size=len(templates)) for k in code_keys}
+    return LyricWorld(seed=int(seed), song_link=float(song_link), order_signal=float(order_signal),
+                      direct_share=max(0.08 - 0.06 * difficulty, 0.0), words=words, background=bg, sources=sources,
+                      templates=templates, codes=codes, function_words=tuple(lex["function_words"]), index=index)
+
+
+def draw_motifs(theme: str, scenes: dict, rng: np.random.Generator) -> list[str]:
+    """A song's motifs: MOTIFS objects of its theme (or, now and then, one weather), as source keys."""
+    objs = list(rng.choice(scenes["themes"][theme]["objects"], MOTIFS, replace=False))
+    out = [f"obj:{o}" for o in objs]
+    if rng.random() < WEATHER_MOTIF:
+        out[-1] = f"weather:{rng.choice(['snowy', 'rainy', 'sunny', 'cloudy', 'foggy'])}"
+    return out
+
+
+def song_objects(song: dict, scenes: dict, song_link: float) -> tuple[list[str], np.ndarray]:
+    """The objects a song's photos draw from when on theme, and their probabilities: the theme's objects evenly
+    (1 - song_link) and the song's object motifs (song_link)."""
+    objs = list(scenes["themes"][song["theme"]]["objects"])
+    p = np.full(len(objs), 1.0 / len(objs))
+    mine = [objs.index(m.split(":", 1)[1]) for m in song["motifs"] if m.startswith("obj:")]
+    if mine:
+        p = (1 - song_link) * p
+        np.add.at(p, mine, song_link / len(mine))
+    return objs, p / p.sum()
+
+
+def signal_mix(song: dict, song_link: float) -> dict:
+    """The sources of a song's signal and their weights: its theme (and second theme), then its motifs."""
+    mix = {f"theme:{song['theme']}": 1 - song_link}
+    if song.get("theme2"):
+        mix = {f"theme:{song['theme']}": (1 - song_link) * (1 - SECOND_THEME),
+               f"theme:{song['theme2']}": (1 - song_link) * SECOND_THEME}
+    for m in song["motifs"]:
+        mix[m] = mix.get(m, 0.0) + song_link / len(song["motifs"])
+    return mix
+
+
+def signal_rate(song: dict) -> float:
+    """q: the chance that a signal slot of this song carries its signal."""
+    return min(float(song["theme_rate"]) / SIGNAL_SLOTS, 1.0)
+
+
+def _word_signal(song: dict, lw: LyricWorld, scenes: dict) -> np.ndarray:
+    """P(word) of a word-coded signal slot that carries the signal: the song's sources, and now and then the name of
+    an object its photos show."""
+    objs, p = song_objects(song, scenes, lw.song_link)
+    direct = sum(pi * lw.sources[f"tag:{o}"] for o, pi in zip(objs, p))
+    return lw.direct_share * direct + (1 - lw.direct_share) * lw.p_words(signal_mix(song, lw.song_link))
+
+
+def item_shares(order_signal: float) -> tuple[float, float, float]:
+    """P(background word), P(word-coded signal slot), P(phrase) of a content item: a phrase takes the place of three
+    words, so a share SIGNAL_SLOTS of the content words are signal slots whatever order_signal is."""
+    bg, word, phrase = 1 - SIGNAL_SLOTS, SIGNAL_SLOTS * (1 - order_signal), SIGNAL_SLOTS * order_signal / 3
+    z = bg + word + phrase
+    return bg / z, word / z, phrase / z
+
+
+def content_items(song: dict, lw: LyricWorld, scenes: dict, n: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
+    """`n` content items of a lyric: single words, or phrases (three code words in an order)."""
+    q = signal_rate(song)
+    p_bg, p_word, _ = item_shares(lw.order_signal)
+    sig = _word_signal(song, lw, scenes)
+    mix = signal_mix(song, lw.song_link)
+    keys, weights = list(mix), np.array(list(mix.values()))
+    kind, carry = rng.random(n), rng.random(n) < q
+    bg_draws = rng.choice(len(lw.words), n, p=lw.background)
+    sig_draws = rng.choice(len(lw.words), n, p=sig)
+    src = rng.choice(len(keys), n, p=weights / weights.sum())
+    tpl, shuffled = rng.integers(len(lw.templates), size=n), rng.integers(len(ORDERS), size=n)
+    items = []
+    for k in range(n):
+        if kind[k] >= p_bg + p_word:  # a phrase: its order is the source's when the slot carries the signal
+            order = ORDERS[lw.codes[keys[src[k]]][tpl[k]]] if carry[k] else ORDERS[shuffled[k]]
+            items.append(tuple(lw.templates[tpl[k]][i] for i in order))
         else:
-            block, verse_left = [line(int(rng.integers(5, 10)))], verse_left - 1
-        for toks in block:
-            toks = toks[: max(length - n, 1)]
-            out.append(" ".join([toks[0].capitalize()] + toks[1:]))
-            n += len(toks)
-            if n >= length:
-                break
-    return "\n".join(out)
+            items.append((lw.words[sig_draws[k] if kind[k] >= p_bg and carry[k] else bg_draws[k]],))
+    return items
 
 
-def _song_lyric(song: dict, lex: dict, tags: list[str], rng: np.random.Generator, difficulty: float) -> str:
-    theme = lex["themes"][song["theme"]]
-    own = np.array(rng.choice(theme["lyric_words"], size=min(30, len(theme["lyric_words"])), replace=False))
-    own_w = _zipf_weights(len(own), 0.9)
-    pop = np.array(rng.choice(lex["pop_words"], size=60, replace=False))
-    pop_w = _zipf_weights(len(pop), 0.8)
-    second = np.array(lex["themes"][song["theme2"]]["lyric_words"]) if song["theme2"] else None
-    tags = np.array(tags)
-    direct_share = max(0.08 - 0.06 * difficulty, 0.0)  # a few lyric words name what the photos show
-
-    def draw(n):
-        out = pop[rng.choice(len(pop), n, p=pop_w)]
-        themed = rng.random(n) < song["theme_rate"]
-        kind = rng.random(n)
-        out = np.where(themed, own[rng.choice(len(own), n, p=own_w)], out)
-        if second is not None:
-            out = np.where(themed & (kind < 0.25), second[rng.integers(len(second), size=n)], out)
-        out = np.where(themed & (kind > 1 - direct_share), tags[rng.integers(len(tags), size=n)], out)
-        return out.tolist()
-
-    fw = np.array(lex["function_words"])
-    length = int(np.clip(rng.lognormal(math.log(170), 0.35), 80, 300))
-    return make_lyric(_stream(draw), _stream(lambda n: fw[rng.integers(len(fw), size=n)].tolist()), length, rng,
-                      song["title"].split()[:3])
+def content_loglik(items: list[tuple[str, ...]], song: dict, lw: LyricWorld, scenes: dict) -> float:
+    """The generator's log-likelihood of a lyric's drawn content items given its song (the item process up to its
+    length): single words from their mixture, phrases by template and order."""
+    q = signal_rate(song)
+    p_bg, p_word, p_phrase = item_shares(lw.order_signal)
+    single = p_bg * lw.background + p_word * (q * _word_signal(song, lw, scenes) + (1 - q) * lw.background)
+    mix = signal_mix(song, lw.song_link)
+    total = sum(mix.values())
+    of_template = {frozenset(t): i for i, t in enumerate(lw.templates)}
+    ll = 0.0
+    for it in items:
+        if len(it) == 1:
+            ll += math.log(single[lw.index[it[0]]])
+            continue
+        t = of_template[frozenset(it)]
+        order = ORDERS.index(tuple(lw.templates[t].index(w) for w in it))
+        agree = sum(w for k, w in mix.items() if lw.codes[k][t] == order) / total
+        p = p_phrase / len(lw.templates) * (q * agree + (1 - q) / len(ORDERS))
+        ll += math.log(p) if p > 0 else -math.inf  # an order no source of the song prescribes, from a song that always says
+    return ll
 
 
-def _foreign_lyric(lang: str, lex: dict, rng: np.random.Generator) -> str:
+def _decorate(word: str, rng: np.random.Generator) -> str:
+    """A content word as lyrics write it: now and then with a possessive or a contraction ("heart's")."""
+    if rng.random() >= 0.03:
+        return word
+    return word + ("'" if word.endswith("s") else "'s")
+
+
+def _line(items: list[tuple[str, ...]], lw: LyricWorld, rng: np.random.Generator) -> tuple[str, int]:
+    """One written line of content items with function words between them; returns it and its word count."""
+    out = []
+    for it in items:
+        out += list(rng.choice(lw.function_words, int(rng.choice(3, p=[0.3, 0.45, 0.25]))))
+        for j, w in enumerate(it):
+            if j and rng.random() < 0.4:  # a phrase may take a function word between its words ("gold in the river")
+                out.append(str(rng.choice(lw.function_words)))
+            out.append(_decorate(w, rng))
+        if rng.random() < 0.1:
+            out[-1] += ","
+    words = len(out)
+    out = ["I" + w[1:] if w == "i" or w.startswith("i'") else w for w in out]
+    text = " ".join(out).rstrip(",")
+    text = text[0].upper() + text[1:]
+    u = rng.random()
+    text += "," if u < 0.1 else "!" if u < 0.15 else "?" if u < 0.19 else "..." if u < 0.25 else ""
+    if rng.random() < 0.08:
+        text += f" ({rng.choice(ADLIBS)})"
+    return text, words
+
+
+def compose_lyric(song: dict, lw: LyricWorld, scenes: dict, number: int) -> tuple[str, list[tuple[str, ...]]]:
+    """A song's lyric as written (sections, chorus repeats, punctuation) and the content items it drew.
+
+    A pure function of the world's seed, the song's number and signature and `lw` (so lyrics can be written again
+    for another order_signal while photos and tags stay as they are)."""
+    rng = np.random.default_rng([lw.seed, LYRIC_STREAM, number])
+    budget = int(np.clip(rng.lognormal(math.log(170), 0.35), 80, 300))  # words as written (function + content)
+    stream = content_items(song, lw, scenes, budget, rng)
+    drawn: list[tuple[str, ...]] = []
+
+    def new_lines(n_lines: int) -> list[str]:
+        lines = []
+        for _ in range(n_lines):
+            k = int(rng.integers(2, 5))
+            items, stream[:k] = stream[:k], []
+            drawn.extend(items)
+            lines.append(_line(items, lw, rng))
+        return lines
+    markers = rng.random() < 0.6
+    chorus = new_lines(int(rng.integers(2, 4)))
+    if rng.random() < 1 - lw.order_signal:  # the chorus opens with the title (its words are the theme's)
+        chorus.insert(0, (song["title"] + (f", {rng.choice(['oh', 'yeah', 'baby'])}" if rng.random() < 0.3 else ""),
+                          len(song["title"].split())))
+    if rng.random() < 0.3:
+        chorus[-1] = (chorus[-1][0] + " (x2)", chorus[-1][1])
+    blocks, used, verse = [], 0, 0
+    while used < budget and stream:
+        verse += 1
+        blocks.append((f"[Verse {verse}]", new_lines(int(rng.integers(3, 6)))))
+        blocks.append(("[Chorus]", chorus))
+        if verse == 2 and rng.random() < 0.4:
+            blocks.append(("[Bridge]", new_lines(2)))
+        used = sum(n for _, lines in blocks for _, n in lines)
+    text = "\n\n".join((f"{head}\n" if markers else "") + "\n".join(t for t, _ in lines) for head, lines in blocks)
+    return text, drawn
+
+
+def song_lyric(song: dict, lw: LyricWorld, scenes: dict, number: int) -> str:
+    """A song's lyric as written (see `compose_lyric`)."""
+    return compose_lyric(song, lw, scenes, number)[0]
+
+
+def foreign_lyric(lang: str, lex: dict, seed: int, number: int) -> str:
+    """A lyric in another language (one the loader must reject), from its own random stream."""
+    rng = np.random.default_rng([seed, LYRIC_STREAM, number])
     words = np.array(lex["foreign"][lang])
     w = _zipf_weights(len(words), 0.7)
     length = int(np.clip(rng.lognormal(math.log(170), 0.35), 80, 300))
-    # the foreign list holds function words too, so it serves as both
-    draw = _stream(lambda n: words[rng.choice(len(words), n, p=w)].tolist())
-    return make_lyric(draw, draw, length, rng)
+    lines, n = [], 0
+    while n < length:
+        k = int(rng.integers(5, 10))
+        line = " ".join(words[rng.choice(len(words), k, p=w)])
+        lines.append(line[0].upper() + line[1:] + ("," if rng.random() < 0.2 else ""))
+        n += k
+    return "\n".join(lines)
 
 
 # ---- photos -----------------------------------------------------------------------------------
@@ -248,33 +443,66 @@ def _choose_glyph(tag: str, theme: str | None, glyphs: dict, rng: np.random.Gene
     return tag, int(v["codepoint"])
 
 
+OFF_THEME = 0.1              # share of a photo's objects from a random theme
+PERSON = 0.35                # chance a (non-selfie) photo also shows a person
+CONTEXT_ON_THEME = 0.85      # chance the background is one of the theme's contexts
+SELFIE_FACES = ("face", "face", "person", "woman", "man", "girl", "boy")
+SELFIE_SONG_OBJECT = 0.3     # chance an object behind a selfie's face is one of the song's
+OBJECTS_PER_PHOTO = (2, 7)   # objects per photo: 2 to 6
+WEATHERS = ("snowy", "rainy", "sunny", "cloudy", "foggy")
+
+
+WEAK_RATE = 0.02            # theme_rate of a weak song (the paper's Best Friends: almost no related words)
+
+
+def lyric_rates(difficulty: float) -> tuple[float, float]:
+    """The share of weak songs and the mean theme_rate of the others, at a difficulty."""
+    return 0.1 + 0.3 * difficulty, 0.45 - 0.3 * difficulty
+
+
+def photo_rates(difficulty: float) -> tuple[float, float]:
+    """The share of selfies and of a photo's objects that are on theme, at a difficulty."""
+    return 0.15 + 0.4 * difficulty, 0.9 - 0.5 * difficulty
+
+
+def photo_weather(theme_weather: dict, song: dict | None, song_link: float) -> dict:
+    """P(weather) of a photo: its theme's, and a motif weather shown in a further share song_link of the photos."""
+    out = dict(theme_weather)
+    for m in (song or {}).get("motifs", ()):
+        if m.startswith("weather:"):
+            w = m.split(":", 1)[1]
+            out[w] = 1 - (1 - out.get(w, 0.0)) * (1 - song_link)
+    return out
+
+
 def photo_spec(song: dict | None, theme: str, scenes: dict, glyphs: dict, rng: np.random.Generator,
-               selfie_p: float, on_theme: float, seed) -> render.SceneSpec:
-    """What one photo of a song (or of a theme, for the scene-graph set) shows."""
+               selfie_p: float, on_theme: float, seed, song_link: float = 0.0) -> render.SceneSpec:
+    """What one photo of a song (or of a theme, for the scene-graph set) shows: objects from the song's pool (its
+    theme's objects, weighted toward its object motifs) and weather (its theme's, and a motif weather)."""
     t = scenes["themes"][theme]
+    pool, p = (song["objects"], song["object_p"]) if song else (t["objects"], None)
     if rng.random() < selfie_p:  # weakly informative: a face close-up with little of the song in it
         ctx = _weighted(scenes["selfie"]["contexts"], rng)
-        objs = [_choose_glyph(str(rng.choice(["face", "face", "person", "woman", "man", "girl", "boy"])), theme, glyphs, rng)]
+        objs = [_choose_glyph(str(rng.choice(SELFIE_FACES)), theme, glyphs, rng)]
         for _ in range(int(rng.integers(0, 3))):
-            pool = song["objects"] if (song and rng.random() < 0.3) else scenes["generic"]
-            objs.append(_choose_glyph(str(rng.choice(pool)), theme, glyphs, rng))
+            tag = str(rng.choice(pool, p=p)) if (song and rng.random() < SELFIE_SONG_OBJECT) else str(rng.choice(scenes["generic"]))
+            objs.append(_choose_glyph(tag, theme, glyphs, rng))
         # the close-up is drawn last so it covers what is behind it
         return render.SceneSpec(ctx, objs[1:] + objs[:1], [], t["palette"], True, seed)
-    ctx = _weighted(t["contexts"], rng) if rng.random() < 0.85 else str(rng.choice(render.CONTEXTS))
+    ctx = _weighted(t["contexts"], rng) if rng.random() < CONTEXT_ON_THEME else str(rng.choice(render.CONTEXTS))
     objs = []
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(*OBJECTS_PER_PHOTO))):
         u = rng.random()
         if u < on_theme:
-            pool, p = (song["objects"], song["object_p"]) if song else (t["objects"], None)
             tag = str(rng.choice(pool, p=p))
-        elif u < on_theme + 0.1:
+        elif u < on_theme + OFF_THEME:
             tag = str(rng.choice(scenes["themes"][str(rng.choice(list(scenes["themes"])))]["objects"]))
         else:
             tag = str(rng.choice(scenes["generic"]))
         objs.append(_choose_glyph(tag, theme, glyphs, rng))
-    if rng.random() < 0.35:
+    if rng.random() < PERSON:
         objs.append(_choose_glyph(str(rng.choice(scenes["people"])), theme, glyphs, rng))
-    weather = [w for w, p in t.get("weather", {}).items() if rng.random() < p]
+    weather = [w for w, q in photo_weather(t.get("weather", {}), song, song_link).items() if rng.random() < q]
     return render.SceneSpec(ctx, objs, weather, t["palette"], False, seed)
 
 
@@ -334,8 +562,8 @@ def _write_world(out: Path, p: WorldParams) -> dict:
     rng = np.random.default_rng(p.seed)
     lex, scenes, glyphs = load_lexicon(), render.load_scenes(), glyphs_by_tag()
     d = float(p.difficulty)
-    selfie_p, on_theme = 0.15 + 0.4 * d, 0.9 - 0.5 * d
-    weak_share, base_rate = 0.1 + 0.3 * d, 0.45 - 0.3 * d
+    selfie_p, on_theme = photo_rates(d)
+    weak_share, base_rate = lyric_rates(d)
     counts = target_counts(p.scale)
     ss, sg, truth = out / "shuttersong", out / "scene_graphs", out / "truth"
     for q in (ss / "images", sg / "images", truth):
@@ -350,11 +578,11 @@ def _write_world(out: Path, p: WorldParams) -> dict:
         theme = str(rng.choice(themes, p=tw))
         theme2 = str(rng.choice([t for t in themes if t != theme])) if rng.random() < 0.3 else ""
         weak = bool(rng.random() < weak_share)
-        rate = 0.02 if weak else float(np.clip(rng.beta(4, 4) * 2 * base_rate, 0.05, 0.9))
-        objs = list(scenes["themes"][theme]["objects"])
-        song = {"song_id": f"S{i:05d}", "theme": theme, "theme2": theme2, "weak": weak, "theme_rate": rate,
-                "language": language, "lyric_status": lyric_status,
-                "objects": objs, "object_p": rng.dirichlet(np.full(len(objs), 0.6))}
+        rate = WEAK_RATE if weak else float(np.clip(rng.beta(4, 4) * 2 * base_rate, 0.05, 0.9))
+        song = {"song_id": f"S{i:05d}", "number": i, "theme": theme, "theme2": theme2, "weak": weak,
+                "theme_rate": min(rate, SIGNAL_SLOTS), "language": language, "lyric_status": lyric_status,
+                "motifs": draw_motifs(theme, scenes, rng)}
+        song["objects"], song["object_p"] = song_objects(song, scenes, p.song_link)
         while True:
             if language != "en":
                 title = " ".join(str(w).capitalize() for w in rng.choice(lex["foreign"][language], int(rng.integers(1, 4)), replace=False))
@@ -419,7 +647,7 @@ def _write_world(out: Path, p: WorldParams) -> dict:
         except ValueError:
             f = 1
         sp = selfie_p * (1.15 if f < 3 else 0.9 if f < 10 else 0.6)
-        spec = photo_spec(s, s["theme"], scenes, glyphs, rng, sp, on_theme, (p.seed, 1, k))
+        spec = photo_spec(s, s["theme"], scenes, glyphs, rng, sp, on_theme, (p.seed, 1, k), p.song_link)
         r["selfie"] = spec.selfie
         r["context"] = spec.context
         if r["status"] != "missing_image":
@@ -456,6 +684,7 @@ def _write_world(out: Path, p: WorldParams) -> dict:
     trip = pd.DataFrame([{"image": r["image"], "title": by_id[r["song"]]["title"], "artist": by_id[r["song"]]["artist"],
                           "favorite_count": r["favorite_count"], "mood": r["mood"]} for r in rows])
     trip.to_csv(ss / "triplets.csv", index=False)
+    lw = lyric_world(p.seed, p.song_link, p.order_signal, d, lex, scenes)
     lyr = []
     for s in songs:
         if s["lyric_status"] == "missing":
@@ -463,14 +692,16 @@ def _write_world(out: Path, p: WorldParams) -> dict:
         if s["lyric_status"] == "empty":
             text = str(rng.choice(["", " ", "\n"]))
         elif s["language"] != "en":
-            text = _foreign_lyric(s["language"], lex, rng)
+            text = foreign_lyric(s["language"], lex, p.seed, s["number"])
         else:
-            text = _song_lyric(s, lex, s["objects"], rng, d)
+            text = song_lyric(s, lw, scenes, s["number"])
         lyr.append({"title": s["title"], "artist": s["artist"], "lyric": text})
     pd.DataFrame(lyr).to_csv(ss / "lyrics.csv", index=False)
 
-    song_cols = ["song_id", "title", "artist", "theme", "theme2", "weak", "theme_rate", "language", "lyric_status"]
-    pd.DataFrame([{k: s[k] for k in song_cols} for s in songs]).to_csv(truth / "songs.csv", index=False)
+    song_cols = ["song_id", "number", "title", "artist", "theme", "theme2", "weak", "theme_rate", "language",
+                 "lyric_status"]
+    pd.DataFrame([{**{k: s[k] for k in song_cols}, "motifs": " ".join(s["motifs"])} for s in songs]).to_csv(
+        truth / "songs.csv", index=False)
     pd.DataFrame([{"row": i, "image": r["image"], "song_id": r["song"], "intended": r["status"],
                    "selfie": r["selfie"], "context": r["context"]} for i, r in enumerate(rows)]).to_csv(truth / "rows.csv", index=False)
     with open(truth / "scene_graphs.jsonl", "w") as f:
@@ -555,6 +786,8 @@ def check_params(p: WorldParams) -> None:
              ("image_size", _is_int(p.image_size) and p.image_size >= MIN_IMAGE_SIZE,
               f"a whole number of pixels ≥ {MIN_IMAGE_SIZE}"),
              ("scene_graph_images", _is_int(p.scene_graph_images) and p.scene_graph_images >= 0, "a whole number ≥ 0"),
+             ("song_link", _is_real(p.song_link) and 0 <= p.song_link <= 1, "a number from 0 to 1"),
+             ("order_signal", _is_real(p.order_signal) and 0 <= p.order_signal <= 1, "a number from 0 to 1"),
              ("jobs", _is_int(p.jobs) and p.jobs >= 0, "a whole number ≥ 0 (0 = all cores)")]
     for name, ok, want in rules:
         if not ok:
