@@ -44,6 +44,8 @@ ARTEFACTS = {
     "tags": Artefact("02_tag_detector", "tags.parquet", "parquet"),
     "tuning_grid": Artefact("03_tuning", "grid.csv", "csv"),
     "tuned_settings": Artefact("03_tuning", "best.json", "file"),
+    "planted_runs": Artefact("03_planted", "runs.csv", "csv"),
+    "planted_oracle": Artefact("03_planted", "oracle.csv", "csv"),
     "lyric_models": Artefact("04_attention", "models", "dir"),
     "variant": Artefact("07_variants", "{name}", "dir"),
     "mv_world": Artefact("00_mv_world", "", "dir"),

@@ -183,6 +183,8 @@ def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices
         "tuning": {"split": split, "group": group, "seed": nonneg, "methods": methods, "n_jobs": pos,
                    "grid": Rule("dict", keys={"lr": Rule("list", of=positive), "hidden": Rule("list", of=pos),
                                               "mlp_hidden": Rule("list", of=pos)})},
+        "planted": {"values": Rule("list", of=frac), "methods": methods, "seeds": pos, "seed": nonneg, "split": split,
+                    "group": group, "n_jobs": pos},
         "attention": {"attention": pos, "top_k": pos, "pooling": Rule("choice", choices=networks.POOLINGS),
                       "seeds": pos, "seed": nonneg, "n_jobs": pos, "bootstrap": Rule("int", 100), "examples": nonneg},
         "song2image": {"group": group, "top_k": pos, "seeds": pos, "seed": nonneg, "n_jobs": pos, "examples": nonneg,

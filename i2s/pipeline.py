@@ -57,13 +57,19 @@ LYRIC_TRAINING = ("lyric_model.vectors", "lyric_model.hidden", "lyric_model.mlp_
                   "lyric_model.val_fraction", "lyric_model.chrono", "lyric_model.threads")
 STAGES = {s.name: s for s in (
     Stage("00_world", ("world",), entry="i2s.synth:run_stage"),
-    Stage("01_data_stats", ("data_stats",), files=("data_stats.data_root", "data_stats.world_truth")),
+    Stage("01_data_stats", ("data_stats", "lyric_model.vectors"),
+          files=("data_stats.data_root", "data_stats.world_truth", "lyric_model.vectors")),
     Stage("02_tag_detector", ("tagger",), files=("tagger.scene_graphs", "tagger.world_truth", "tagger.checkpoint")),
     Stage("03_tuning", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling", "tuning"),
           entry="i2s.tuning:run_stage", files=("lyric_model.vectors",)),
-    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model"), files=("lyric_model.vectors",)),
-    Stage("04_attention", ("data_stats.world_truth", *LYRIC_TRAINING, "attention"), files=("lyric_model.vectors",)),
-    Stage("05_song2image", ("data_stats.world_truth", *LYRIC_TRAINING, "song2image"), files=("lyric_model.vectors",)),
+    Stage("03_planted", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling", "planted"),
+          entry="i2s.planted:run_stage", files=("lyric_model.vectors",)),
+    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model"),
+          files=("lyric_model.vectors", "data_stats.world_truth")),
+    Stage("04_attention", ("data_stats.world_truth", *LYRIC_TRAINING, "attention"),
+          files=("lyric_model.vectors", "data_stats.world_truth")),
+    Stage("05_song2image", ("data_stats.world_truth", *LYRIC_TRAINING, "song2image"),
+          files=("lyric_model.vectors", "data_stats.world_truth")),
     Stage("07_variants", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling",
                           "supplementary.more_than", "supplementary.seeds", "supplementary.seed",
                           "supplementary.n_jobs", "supplementary.variants.${key}"),
@@ -246,6 +252,7 @@ def _outs(st: Stage) -> tuple[list, list]:
 PLOTS = (
     ("02_tag_detector", "training_curves", "iteration", "loss (rolling mean)"),
     ("03_lyric_model", "training_curves", "epoch", "loss; validation mean rank (% of pool)"),
+    ("03_lyric_model", "planted_sweep", "order_signal", "R@10 (%), dagger"),
     ("06_mrcca", "fig2a_consistency_vs_k", "K", "consistency with labelers"),
     ("06_mrcca", "fig2b_consistency_vs_d", "1/d", "consistency with labelers"),
 )

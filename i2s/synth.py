@@ -348,32 +348,33 @@ def content_loglik(items: list[tuple[str, ...]], song: dict, lw: LyricWorld, sce
     return ll
 
 
-def _decorate(word: str, rng: np.random.Generator) -> str:
-    """A content word as lyrics write it: now and then with a possessive or a contraction ("heart's")."""
-    if rng.random() >= 0.03:
-        return word
-    return word + ("'" if word.endswith("s") else "'s")
-
-
 def _line(items: list[tuple[str, ...]], lw: LyricWorld, rng: np.random.Generator) -> tuple[str, int]:
     """One written line of content items with function words between them; returns it and its word count."""
-    out = []
-    for it in items:
-        out += list(rng.choice(lw.function_words, int(rng.choice(3, p=[0.3, 0.45, 0.25]))))
+    # every draw of the line at once: a draw per word in Python was most of the world's lyric time
+    fw = lw.function_words
+    before = rng.choice(3, size=len(items), p=[0.3, 0.45, 0.25])   # function words before each item
+    inner = rng.random((len(items), 3)) < 0.4                        # a function word inside a phrase ("gold in the")
+    pick = rng.integers(len(fw), size=int(before.sum() + inner.sum()))
+    possessive, comma, tail = rng.random((len(items), 3)) < 0.03, rng.random(len(items)) < 0.1, rng.random(3)
+    out, f = [], 0
+    for k, it in enumerate(items):
+        out += [fw[i] for i in pick[f:f + before[k]]]
+        f += int(before[k])
         for j, w in enumerate(it):
-            if j and rng.random() < 0.4:  # a phrase may take a function word between its words ("gold in the river")
-                out.append(str(rng.choice(lw.function_words)))
-            out.append(_decorate(w, rng))
-        if rng.random() < 0.1:
+            if j and inner[k, j]:
+                out.append(fw[pick[f]])
+                f += 1
+            out.append(w + ("'" if w.endswith("s") else "'s") if possessive[k, j] else w)
+        if comma[k]:
             out[-1] += ","
     words = len(out)
     out = ["I" + w[1:] if w == "i" or w.startswith("i'") else w for w in out]
     text = " ".join(out).rstrip(",")
     text = text[0].upper() + text[1:]
-    u = rng.random()
+    u = tail[0]
     text += "," if u < 0.1 else "!" if u < 0.15 else "?" if u < 0.19 else "..." if u < 0.25 else ""
-    if rng.random() < 0.08:
-        text += f" ({rng.choice(ADLIBS)})"
+    if tail[1] < 0.08:
+        text += f" ({ADLIBS[int(tail[2] * len(ADLIBS))]})"
     return text, words
 
 

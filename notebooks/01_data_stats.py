@@ -28,8 +28,11 @@ min_count = 5                            # Section 5.1: songs with at least 5 tr
 per_song = 5                             # ... each kept to its 5 best-liked triplets
 dagger_test_songs = 100                  # dagger split: 100 random test songs
 split_seed = 0
+vectors = "glove-6b-50d"                 # lyric_model.vectors: the word vectors the lyric models read (for the OOV counts)
 
 # %%
+import re
+
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -137,9 +140,35 @@ figures.savefig(figures.image_grid(groups, 6, title=title), STAGE, "examples_by_
 
 # %%
 display(text.length_table(kept.drop_duplicates("song_id")["lyric"]).describe().round(1))
-example = kept.drop_duplicates("song_id").iloc[0]
+example = subset.drop_duplicates("song_id").iloc[0]
 print(example["title"], "--", example["artist"])
-print("\n".join(example["lyric"].splitlines()[:6]))
+print("\n".join(example["lyric"].splitlines()[:14]))
+
+# %% [markdown]
+# ## The lyrics' vocabulary after preprocessing
+# The experiment subset's lyrics (one per song) as Section 5.1 preprocesses them (`i2s.text.tokenize`: lowercase,
+# non-alphanumeric characters separate words, contractions split, stop words dropped), against the word vectors the
+# lyric models read: word types and tokens, and how many have no vector (they become `<unk>`, a zero vector). The
+# rest counts what preprocessing has to deal with in the text as written.
+
+# %%
+lyric_texts = subset.drop_duplicates("song_id")["lyric"]
+token_lists = [text.tokenize(x) for x in lyric_texts]
+oov = text.oov_stats(token_lists, text.vectors(vectors))
+written = {"words as written": int(lyric_texts.str.split().map(len).sum()),
+           "lines": int(lyric_texts.str.count("\n").sum() + len(lyric_texts)),
+           "lyrics with section markers ([Chorus] …) %": 100 * lyric_texts.str.contains(r"^\[", regex=True,
+                                                                                   flags=re.M).mean(),
+           "lyrics with a contraction or elision %": 100 * lyric_texts.str.contains(r"\w'|'\w", regex=True).mean(),
+           "lyrics with a hyphenated repeat (na-na-na) %": 100 * lyric_texts.str.contains(r"\b(\w+)-\1\b",
+                                                                                          regex=True).mean(),
+           "lyrics with punctuation (, ! ? ...) %": 100 * lyric_texts.str.contains(r"[,!?]", regex=True).mean()}
+vocab = pd.DataFrame([{"quantity": "songs", "value": len(lyric_texts)}]
+                     + [{"quantity": k, "value": v} for k, v in {**oov, **written}.items()])
+display(tables.save_table(vocab.round(2), STAGE, "lyric_vocabulary"))
+display(Markdown(f"**{oov['types']:,}** word types and {oov['tokens']:,} tokens after preprocessing; "
+                 f"{oov['oov_tokens_pct']:.1f}% of the tokens ({oov['oov_types_pct']:.1f}% of the types) have no vector in "
+                 f"`{vectors}`."))
 
 # %% [markdown]
 # ## Metrics
@@ -151,5 +180,6 @@ metrics = artefacts.write_metrics(STAGE, {
     "dagger_test_triplets": int((splits["dagger"] == "test").sum()),
     "section_test_triplets": int((splits["section"] == "test").sum()),
     "loader_truth_mismatches": len(mismatch), "synthetic": synthetic,
+    **{f"lyrics/{k}": float(v) for k, v in oov.items()},
 })
 metrics

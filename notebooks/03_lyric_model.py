@@ -52,11 +52,15 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, diagnosis, experiments, figures, lyricdata, metrics, networks, scoring, stage, tables,
-                 tagtable, text, training, tuning)
+import matplotlib.pyplot as plt
+
+from i2s import (artefacts, diagnosis, experiments, figures, lyricdata, metrics, networks, oracle, paths, planted,
+                 scoring, stage, tables, tagtable, text, training, tuning)
 
 STAGE = "03_lyric_model"
-READS = ("subset", "splits", "tags", "tuning_grid", "tuned_settings")  # notebook 01's, 02's tags, stage 03_tuning's
+READS = ("subset", "splits", "tags", "tuning_grid", "tuned_settings", "planted_runs", "planted_oracle")
+# notebook 01's, 02's tags, stage 03_tuning's, stage 03_planted's
+truth = paths.resolve(world_truth) if world_truth else None
 stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
@@ -145,6 +149,24 @@ display(Markdown(f"Chance with a pool of {pool} songs: R@10 = {chance['R@10']:.1
                  "Table 2 and the baselines are in notebook 04."))
 
 # %% [markdown]
+# **Ceilings from the world's truth** (`i2s.oracle`; synthetic world only). The same test queries and pool, ranked by
+# the generator's own likelihood of each photo's detected tags under each candidate song: knowing the song's true
+# signature (theme and motifs: the best any method could do from these tags), knowing only its theme, and knowing what
+# its lyric reveals (the generator's posterior given the words and phrase orders the lyric drew).
+
+# %%
+if truth is not None and oracle.is_world_of(subset, truth):
+    idx0 = lyricdata.split_indices(data, splits, split, seed, val_fraction)
+    ceil = oracle.ceilings(tag_table, subset, truth, [data.images[i] for i in idx0["test"]],
+                           [data.songs[j] for j in idx0["pool"]])
+    ceiling = oracle.ceiling_table(ceil, names)
+    display(tables.save_table(pd.concat([ceiling, test[list(names)].mean().to_frame().T.assign(
+        method=f"Our (mean of {seeds} seeds)")], ignore_index=True).round(2), STAGE, "our_vs_oracle"))
+else:
+    ceil, ceiling = {}, pd.DataFrame()
+    display(Markdown("No world truth (real data): no oracle."))
+
+# %% [markdown]
 # ## The training diagnosis: what the BiLSTM's final state sees
 # Section 4.2 reads a lyric's representation off the BiLSTM's final outputs (forward last ‖ backward first). With
 # PyTorch's initialisation (and with a forget-gate bias of 3, this repo's earlier fix), the forward final output
@@ -200,6 +222,42 @@ probe = [w for w in ("tree", "beach", "dog", "cake", "car", "guitar", "snowman",
 display(tables.save_table(text.nearest_words(kv, probe, list(words.index), 8), STAGE, "nearest_lyric_words"))
 
 # %% [markdown]
+# ## The planted-effect sweep: does each method find what the world plants? (stage `03_planted`)
+# The world writes a share `order_signal` of every lyric's signal into the **order** of phrases of three code words
+# that every song uses equally often, and the rest into **which** words it uses (README, *The embedded world*). Stage
+# `03_planted` writes the lyrics again at several values of `order_signal`, keeping every photo, tag, subset and split,
+# and retrains BoW, CONSE, Our, Our-attention and Our-attention-linear on the † split (obj-attr tags) with 3 seeds
+# each, each method with its tuned setting. At 0 a lyric is a bag of independent words; at 1 its word counts are the
+# same for every song (a test of the generator checks it), so BoW and CONSE can only be at chance there, and an
+# order-aware model finds something only if it reads the order. The oracles are those above, at each value (the
+# song and theme oracles read no lyric, so they stay the same).
+
+# %%
+planted_runs, planted_oracle = artefacts.read("planted_runs"), artefacts.read("planted_oracle")
+if len(planted_runs):
+    sweep = planted.summary(planted_runs, planted_oracle)
+    display(tables.save_table(sweep.round(2), STAGE, "planted_sweep"))
+    every = (planted_runs.groupby(["order_signal", "method"])[list(planted.NAMES)].agg(["mean", "std"]).round(2))
+    display(tables.save_table(tables.flat_columns(every), STAGE, "planted_sweep_all_metrics"))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for m, g in planted_runs.groupby("method", sort=False):
+        a = g.groupby("order_signal")["R@10"].agg(["mean", "std"])
+        ax.errorbar(a.index, a["mean"], yerr=a["std"], marker="o", capsize=3, label=m)
+    for k, style in (("song", "k--"), ("lyric", "k-."), ("theme", "k:")):
+        o = planted_oracle[planted_oracle["oracle"] == k].sort_values("order_signal")
+        ax.plot(o["order_signal"], o["R@10"], style, label=f"oracle ({k})")
+    n_pool = metrics.chance(pool, ["R@10"])["R@10"]
+    ax.axhline(n_pool, color="gray", lw=0.8)
+    ax.set(xlabel="order_signal (share of the signal in word order)", ylabel="R@10 (%), dagger, obj-attr tags",
+           title="Planted order signal: R@10 (mean ± std over seeds)")
+    ax.legend(fontsize=8, ncol=2)
+    figures.savefig(fig, STAGE, "planted_sweep")
+    planted_metrics = planted.metrics_of(planted_runs, planted_oracle)
+else:
+    planted_metrics = {}
+    display(Markdown("The sweep needs the world's generator (synthetic data only): nothing to show."))
+
+# %% [markdown]
 # ## Metrics
 
 # %%
@@ -214,6 +272,8 @@ metrics_out = artefacts.write_metrics(STAGE, {
     "tags/distinctive_overlap_at5_next_song": float(means["next-song overlap"]),
     **{f"fit/{r.method}/{k}": float(getattr(r, k)) for r in fit.itertuples()
        if r.method in ("BoW", "CONSE", "Our", "Our-attention") for k in ("train_mean_rank_pct", "val_mean_rank_pct")},
+    **{f"oracle/{split}/{k}/{m}": float(v) for k, r in ceil.items() for m, v in metrics.summary(r, names).items()},
+    **planted_metrics,
     "wall_s": time.perf_counter() - t_start,
 })
 metrics_out

@@ -54,8 +54,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, stage,
-                 tables, training, tuning)
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, oracle, paths, persistence, scoring,
+                 stage, tables, training, tuning)
 
 STAGE = "04_attention"
 READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
@@ -131,6 +131,27 @@ for s in lyricdata.SPLITS:
     tables.save_table(tables.flat_columns(wide), STAGE, f"table2_{s}")
     display(Markdown(f"**Dataset {'†' if s == 'dagger' else '§'} ({s})**, {ours}: mean ± std (paper)"))
     display(wide)
+
+# %% [markdown]
+# **Ceilings from the world's truth** (`i2s.oracle`, synthetic world only): the same queries and pools ranked by the
+# generator's likelihood of each photo's detected tags (objects and weather) under each candidate song's photo model:
+# from the song's true signature (theme and motifs: the best any method could reach from these tags), from its theme
+# only, and from what its lyric reveals (the generator's posterior given the lyric's words and phrase orders). They do
+# not depend on the tag group: they read the detector's object and weather probabilities.
+
+# %%
+truth = paths.resolve(world_truth) if world_truth else None
+ceilings = {}
+if truth is not None and oracle.is_world_of(subset, truth):
+    for s in lyricdata.SPLITS:
+        idx_s = lyricdata.split_indices(data0, splits, s, seed, val_fraction)
+        ceilings[s] = oracle.ceilings(tag_table, subset, truth, [data0.images[i] for i in idx_s["test"]],
+                                      [data0.songs[j] for j in idx_s["pool"]])
+    oracle_rows = pd.concat([oracle.ceiling_table(c, metrics.SPLIT_METRICS[s]).assign(split=s)
+                             for s, c in ceilings.items()], ignore_index=True)
+    display(tables.save_table(oracle_rows.round(2), STAGE, "oracle_ceilings"))
+else:
+    display(Markdown("No world truth (real data): no oracle."))
 
 # %%
 display(Markdown("Differences, ours − paper:"))
@@ -241,13 +262,12 @@ display(Markdown("\n".join(
 # attention's differences are larger than query noise. Nothing was tuned toward the paper. What the world can and
 # cannot show, by construction (these are properties of the generator, `i2s.synth`, not results):
 #
-# - **The LSTM against pooling and bags of words.** In this world a lyric's word *order* carries no information
-#   about its photos: each word is drawn independently from the song's own word distribution (theme words with
-#   Zipf weights, pop words, function words, and a small share of the photos' object names), laid out in lines
-#   with a repeated chorus. BoW and CONSE see that distribution directly; the BiLSTM has to learn to carry it to
-#   its final states from a few hundred training lyrics. So the world gives the sequence model no advantage to
-#   find, and where our counts fall short of the paper's on these rows, that is a limit of the world, not
-#   evidence against the paper. Notebook 03 shows what Our's lyric representation maps to.
+# - **The LSTM against pooling and bags of words.** A share `world.order_signal` of each lyric's signal is in the
+#   *order* of phrases of three code words that every song uses equally often, the rest in *which* words it uses
+#   (theme and motif words related to what its photos show, now and then an object's name). BoW and CONSE can only
+#   read the second part; an order-aware model can read both, if it learns to. Whether the BiLSTM does is measured
+#   directly by notebook 03's planted-effect sweep (stage `03_planted`: the same photos with lyrics written at
+#   order_signal 0 .. 1), so these rows test the paper's "context helps" rather than assume it.
 # - **Attention.** Our-attention can only improve on Our through the lyric it re-weights: when the encoder's
 #   outputs barely differ between songs, re-weighting its steps changes little (the attention view above shows
 #   how far from uniform the weights are in this run).
@@ -271,6 +291,8 @@ display(tables.save_table(training.cost_table(runs, results).reset_index(), STAG
 # %%
 metrics_out = artefacts.write_metrics(STAGE, {
     **experiments.table2_metrics(runs, sig, found),
+    **{f"oracle/{s}/{k}/{m}": float(v) for s, c in ceilings.items() for k, r in c.items()
+       for m, v in metrics.summary(r, metrics.SPLIT_METRICS[s]).items()},
     "runs": len(results), "seeds": seeds, "grid_s": grid_s, "gt50_queries": len(gt50_queries),
     "wall_s": time.perf_counter() - t_start})
 len(metrics_out)

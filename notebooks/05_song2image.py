@@ -54,8 +54,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, stage,
-                 tables, training, tuning)
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, oracle, paths, scoring, song2image,
+                 stage, tables, training, tuning)
 
 STAGE = "05_song2image"
 READS = ("subset", "splits", "tags", "tuned_settings")  # notebooks 01's and 02's; Our's setting chosen on validation (03)
@@ -128,6 +128,23 @@ fig = figures.beside_paper_bars(long, ours, f"Song2image, dataset † (cf. Table
                                 random_ranking)
 figures.savefig(fig, STAGE, "table3_bars");
 
+# %% [markdown]
+# **Ceilings from the world's truth** (`i2s.oracle`, synthetic world only): each lyric query ranks the same candidate
+# images by the generator's likelihood of their detected tags under the query song's photo model (from its true
+# signature, from its theme only, from what its lyric reveals), its closest own image counted as for the methods.
+
+# %%
+truth = paths.resolve(world_truth) if world_truth else None
+ceil = {}
+if truth is not None and oracle.is_world_of(subset, truth):
+    for kind in oracle.KINDS:
+        s_or = oracle.scores(tag_table, subset, truth, [data.images[i] for i in images], [data.songs[j] for j in songs],
+                             kind).T
+        ceil[kind] = song2image.song2image_ranks(s_or, data, songs, images)
+    display(tables.save_table(oracle.ceiling_table(ceil, song2image.TABLE3_METRICS).round(2), STAGE, "oracle_ceilings"))
+else:
+    display(Markdown("No world truth (real data): no oracle."))
+
 # %%
 boot = experiments.table3_bootstrap(np.stack(list(r_ours.values())), r_schwarz, metrics.BOOTSTRAP_SAMPLES, seed)
 display(tables.save_table(boot.round(4), STAGE, "bootstrap_our_vs_schwarz").round(3))
@@ -166,6 +183,8 @@ display(Markdown(f"Spearman correlation of the two methods' per-query ranks: {co
 # %%
 metrics_out = artefacts.write_metrics(STAGE, {
     **experiments.table3_metrics(runs, boot, found),
+    **{f"oracle/{k}/{m}": float(v) for k, r in ceil.items()
+       for m, v in metrics.summary(r, song2image.TABLE3_METRICS).items()},
     "queries": len(songs), "candidates": len(images), "seeds": seeds, "grid_s": grid_s,
     "wall_s": time.perf_counter() - t_start, "synthetic": bool(world_truth)})
 len(metrics_out)

@@ -115,7 +115,7 @@ def test_dvc_metrics_and_plots_work(pipeline):
                                       check=True).stdout)
     assert not shown.get("errors"), shown.get("errors")
     interactive = {k: v for k, v in shown["data"].items() if k.startswith("data/") and k.endswith(".csv")}
-    assert len(interactive) == 4, list(shown["data"])
+    assert len(interactive) == 5, list(shown["data"])
     for name, spec in interactive.items():  # a Vega-Lite spec holding the figure's points, a line per series
         values = spec[0]["content"]["data"]["values"]
         assert values and {"panel", "series", "x", "y"} <= set(values[0]), name
