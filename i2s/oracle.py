@@ -230,7 +230,10 @@ def scores(tag_table: pd.DataFrame, subset: pd.DataFrame, truth_dir, images, son
     sig = signatures(subset, truth_dir)
     obj, weather = query_tags(tag_table, images, world)
     build = {"song": world.song_model, "theme": lambda r: world.theme_model(r["theme"]), "lyric": world.lyric_model}
-    return score_matrix(obj, weather, [build[kind](sig.loc[s].to_dict()) for s in songs], world)
+    out = score_matrix(obj, weather, [build[kind](sig.loc[s].to_dict()) for s in songs], world)
+    if kind == "theme":  # songs of one theme tie: a theme-only ranker orders them at random (seeded), not last
+        out = out + 1e-9 * np.random.default_rng(params.seed).random(out.shape[1])
+    return out
 
 
 def ceilings(tag_table: pd.DataFrame, subset: pd.DataFrame, truth_dir, images, songs, kinds=KINDS,

@@ -20,6 +20,9 @@ from . import artefacts, lyricdata, metrics, networks, oracle, paths, render, sy
 READS = ("world_truth", "subset", "splits", "tags", "tuned_settings")   # 00_world's truth, 01's, 02's tags, 03_tuning's
 STAGE = "03_planted"
 NAMES = ("R@1", "R@5", "R@10", "Med r")
+# the slowest methods start first, so that the last runs of the pool are short ones (measured: Eq. 10's two passes
+# cost several times Our's, which costs several times CONSE's and BoW's)
+COST_ORDER = ("Our-attention", "Attentive-Reader", "Our-attention-linear", "Our-mood", "Our", "CONSE", "BoW-MLP", "BoW")
 
 
 def lyrics_at(subset: pd.DataFrame, truth_dir, order_signal: float) -> pd.Series:
@@ -45,6 +48,7 @@ def sweep_jobs(values, methods, group: str, split: str, seeds: int, seed: int, b
     """`run_grid` jobs: every value × method × seed, each method with its tuned setting."""
     jobs = [{"method": m, "group": key(v, group), "split": split, "seed": seed + k, "value": v}
             for v in values for m in methods for k in range(seeds)]
+    jobs.sort(key=lambda j: COST_ORDER.index(j["method"]) if j["method"] in COST_ORDER else len(COST_ORDER))
     return tuning.with_settings(jobs, best)
 
 
@@ -120,7 +124,7 @@ def run_stage(values: dict) -> pd.DataFrame:
     results = training.run_grid(jobs, datas, splits, cfg, int(values["n_jobs"]), int(values["threads"]),
                                 desc="planted sweep")
     t_runs = time.perf_counter() - t0 - t_data
-    runs = runs_table(results, jobs)
+    runs = runs_table(results, jobs).sort_values(["order_signal", "method", "seed"], ignore_index=True)
     first = next(iter(datas.values()))
     idx = lyricdata.split_indices(first, splits, split, int(values["seed"]), cfg.val_fraction)
     images, songs = [first.images[i] for i in idx["test"]], [first.songs[j] for j in idx["pool"]]

@@ -403,14 +403,26 @@ def compose_lyric(song: dict, lw: LyricWorld, scenes: dict, number: int) -> tupl
                           len(song["title"].split())))
     if rng.random() < 0.3:
         chorus[-1] = (chorus[-1][0] + " (x2)", chorus[-1][1])
+    # the budget counts every written word, the chorus's repeats too (the paper's lyrics are "dozens of words" once
+    # preprocessed, Section 4.2)
+    size = sum(n for _, n in chorus)
     blocks, used, verse = [], 0, 0
     while used < budget and stream:
         verse += 1
-        blocks.append((f"[Verse {verse}]", new_lines(int(rng.integers(3, 6)))))
+        lines = []
+        for _ in range(int(rng.integers(3, 6))):
+            if lines and used + size >= budget:
+                break
+            lines += new_lines(1)
+            used += lines[-1][1]
+        blocks.append((f"[Verse {verse}]", lines))
+        if verse > 1 and used + size > budget:
+            break
         blocks.append(("[Chorus]", chorus))
-        if verse == 2 and rng.random() < 0.4:
+        used += size
+        if verse == 2 and used < budget and rng.random() < 0.4:
             blocks.append(("[Bridge]", new_lines(2)))
-        used = sum(n for _, lines in blocks for _, n in lines)
+            used += sum(n for _, n in blocks[-1][1])
     text = "\n\n".join((f"{head}\n" if markers else "") + "\n".join(t for t, _ in lines) for head, lines in blocks)
     return text, drawn
 

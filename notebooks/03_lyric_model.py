@@ -73,7 +73,7 @@ display(Markdown(f"{subset['song_id'].nunique()} songs, {len(subset)} triplets; 
 
 # %% [markdown]
 # ## Vocabulary and out-of-vocabulary words
-# Lowercase, keep only purely alphanumeric tokens, drop scikit-learn's English stop words (a maintained list).
+# Lowercase, non-alphanumeric characters separate words, contractions split, scikit-learn's English stop words dropped.
 # A word without a vector is kept in its place as `<unk>` (a zero vector) and counted here, not dropped.
 
 # %%
