@@ -343,17 +343,17 @@ def table3_metrics(runs: pd.DataFrame, boot: pd.DataFrame, agreement: dict) -> d
 
 
 def supplement_protocol(runs: pd.DataFrame, ranks: pd.DataFrame, triplets: pd.DataFrame, tag_table: pd.DataFrame,
-                        subset: pd.DataFrame, more_than: int) -> pd.DataFrame:
+                        subset: pd.DataFrame, frequent_songs: pd.DataFrame) -> pd.DataFrame:
     """The supplement's queries and candidate pool, and how many posts carry a mood (beside the paper's share)."""
     gt = triplets["song_id"].value_counts()
-    frequent = gt[gt > more_than].index
+    frequent = pd.Index(frequent_songs["song_id"])
     tagged = tag_table[tag_table["song_id"].isin(frequent)]
     first = runs.iloc[0]
     has_mood = triplets["mood"].str.strip() != ""
     q_mood = ranks.drop_duplicates("image")["image"].map(triplets.drop_duplicates("image").set_index("image")["mood"])
     paper_share = 100 * paper.fact_of("moods") / paper.fact_of("triplets")
     return pd.DataFrame([
-        {"what": f"songs with more than {more_than} triplets (candidate pool)", "count": int(first["pool"])},
+        {"what": "frequent songs (candidate pool; notebook 01's data_stats.more_than)", "count": int(first["pool"])},
         {"what": "their triplets in the refined data", "count": int(gt[frequent].sum())},
         {"what": "their tagged photos", "count": len(tagged)},
         {"what": "  of which in the 5-per-song subset", "count": int(tagged["image"].isin(set(subset["image"])).sum())},

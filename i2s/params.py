@@ -169,7 +169,7 @@ def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices
     positive = Rule("number", 1e-12)
     return {
         "data_stats": {"data_root": Rule("path"), "world_truth": Rule("path", empty=True), "min_count": pos,
-                       "per_song": pos, "dagger_test_songs": pos, "split_seed": nonneg},
+                       "per_song": pos, "dagger_test_songs": pos, "split_seed": nonneg, "more_than": nonneg},
         "tagger": {"scene_graphs": Rule("path"), "world_truth": Rule("path", empty=True),
                    "backbone": Rule("choice", choices=detector.BACKBONES), "checkpoint": Rule("path", empty=True),
                    "seed": nonneg, "iterations": pos, "batch_size": pos, "lr": positive, "min_size": Rule("int", 32),
@@ -187,7 +187,7 @@ def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices
                       "seeds": pos, "seed": nonneg, "n_jobs": pos, "bootstrap": Rule("int", 100), "examples": nonneg},
         "song2image": {"group": group, "top_k": pos, "seeds": pos, "seed": nonneg, "n_jobs": pos, "examples": nonneg,
                        "top_images": pos},
-        "supplementary": {"more_than": nonneg, "seeds": pos, "seed": nonneg, "n_jobs": pos,
+        "supplementary": {"seeds": pos, "seed": nonneg, "n_jobs": pos,
                           "variants": Rule("dict", values=Rule("dict", keys={
                               "methods": methods, "groups": Rule("list", of=group),
                               "pooling": Rule("choice", choices=networks.POOLINGS),

@@ -55,7 +55,7 @@ import torch
 from IPython.display import Markdown, display
 
 from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, stage,
-                 tables, training, tuning)
+                 supplement, tables, training, tuning)
 
 STAGE = "04_attention"
 READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
@@ -109,10 +109,15 @@ display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({n_jobs} proces
 
 # %% [markdown]
 # The first seed's model of every method × tag group on the dagger split is kept in `data/04_attention/models/`
-# (`persistence.load_model`), for `notebooks/explore.ipynb`.
+# (`persistence.load_model`), for `notebooks/explore.ipynb`. The section split's models, scored on the frequent songs'
+# held-out photos (Figures 7-8 below), are also supplement Table 1's rows for the paper's methods: notebook 07 reads
+# them (`data/04_attention/frequent/`) instead of training the same models again.
 
 # %%
 saved = persistence.save_kept_models(results, datas, splits, val_fraction)
+if len(gt50_queries):  # the section models on the frequent songs: supplement Table 1's rows, read by notebook 07
+    supplement.write_frequent(artefacts.path("table2_frequent"), *supplement.frequent_tables(
+        [r for r in results if r["split"] == "section"], data0, "gt50", "paper_methods", cfg))
 
 # %% [markdown]
 # ## Table 2: dagger († unseen test songs) and section (§ all songs, unseen images)
