@@ -409,3 +409,25 @@ def supplement_metrics(t1: pd.DataFrame, t2: pd.DataFrame, t4: pd.DataFrame, our
     for (a, b), f in found4.items():
         flat[f"agreement/{a}_beats_{b}/ours"], flat[f"agreement/{a}_beats_{b}/paper"] = f["ours"], f["paper"]
     return flat
+
+
+def fit_table(grid: pd.DataFrame, best: dict) -> pd.DataFrame:
+    """Per method, its chosen setting (stage 03_tuning) with the validation criterion and the fit on training pairs."""
+    rows = []
+    for method, b in best.items():
+        g = grid[(grid["method"] == method) & (grid["lr"] == b["lr"])]
+        g = g[[b.get(w) == v for w, v in zip(g["width"], g["width_value"])]]
+        r = g.iloc[0]
+        rows.append({"method": method, "setting": f"lr {r['lr']:g}, {r['width']} {r['width_value']}",
+                     "validation mean rank %": round(float(r["val_mean_rank_pct"]), 1),
+                     "training-pair mean rank % (fit)": round(float(r["train_mean_rank_pct"]), 1),
+                     "epochs": int(r["epochs"])})
+    return pd.DataFrame(rows)
+
+
+def fit_sentence(fit: pd.DataFrame) -> str:
+    """The fit in one sentence: the BiLSTM's beside CONSE's (the mean of the same word vectors) and BoW's."""
+    f = fit.set_index("method")["training-pair mean rank % (fit)"]
+    have = [m for m in ("Our", "Our-attention", "CONSE", "BoW") if m in f.index]
+    return ("Fit on the training pairs (mean rank, % of the training songs; 50 = chance): "
+            + ", ".join(f"{m} {f[m]:.1f}%" for m in have) + ".")

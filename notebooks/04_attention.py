@@ -58,7 +58,7 @@ from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, 
                  supplement, tables, training, tuning)
 
 STAGE = "04_attention"
-READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
+READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings", "tuning_grid")  # 01's, 02's, 03_tuning's
 stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
@@ -89,6 +89,18 @@ display(Markdown("**Only the subset is tagged**: each of these songs has a singl
                  f"Notebook 02 tagged images beyond the subset: {len(gt50_queries)} query images for {len(gt50_songs)} songs."))
 extra = {"section": {"gt50": (gt50_queries, gt50_songs)}} if len(gt50_queries) else {}  # Figs. 7-8: section models
 
+
+# %% [markdown]
+# ## Every method at its best setting, and how well it fits
+# Each method trains with the learning rate and width it did best with on validation (stage `03_tuning`, the same
+# four settings for every method; notebook 03 shows the grid and the BiLSTM's training diagnosis). The fit is the mean
+# rank of 300 training photos among all training songs (% of the pool; 50 = chance): a model that cannot fit its own
+# training pairs has not learnt, whatever its architecture could in principle compute.
+
+# %%
+fit = experiments.fit_table(artefacts.read("tuning_grid"), best)
+display(fit)
+display(Markdown(experiments.fit_sentence(fit)))
 
 # %% [markdown]
 # ## Training and scoring every configuration
