@@ -404,3 +404,18 @@ def test_findings_quote_only_the_paper_numbers_given(ptoy):
     quoted = " ".join(mrcca.findings(runs_k, runs_d, runs_ref, {"consistency %": {"local": 1.5, "global": 2.5},
                                                                 "training s": {"local": 2.0, "global": 5.0}}))
     assert "1.50% vs 2.50%" in quoted and "2.5× as long" in quoted
+
+
+def test_fast_cca_on_distinct_music_rows_equals_cca_on_repeated_rows():
+    # frames of a segment share its music: fitting on the distinct rows with a row map is the same CCA
+    X, Y = correlated(n=400, seed=5)
+    y_rows = np.sort(np.random.default_rng(0).integers(150, size=400))
+    used, y_rows = np.unique(y_rows, return_inverse=True)
+    Yd = Y[:len(used)]
+    ref, fast = fit_cca(X, Yd[y_rows], 3), mrcca.fit_cca_fast(X, Yd, 3, y_rows=y_rows[::-1][::-1])
+    np.testing.assert_allclose(fast.corrs, ref.corrs, rtol=1e-5)
+    np.testing.assert_allclose(fast.transform_x(X) * fast.transform_y(Yd[y_rows]),
+                               ref.transform_x(X) * ref.transform_y(Yd[y_rows]), rtol=1e-3, atol=1e-4)
+    shuffled = np.random.default_rng(1).permutation(400)  # rows need not come grouped
+    again = mrcca.fit_cca_fast(X[shuffled], Yd, 3, y_rows=y_rows[shuffled])
+    np.testing.assert_allclose(again.corrs, ref.corrs, rtol=1e-5)
