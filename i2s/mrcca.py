@@ -46,7 +46,12 @@ Choices where the paper is silent (each also commented where it is made):
   * references: local = round(n_c / d) random members of each cluster (references
     stay in the training set); global = round(N / d) random rows of the whole
     training set shared by all clusters (the paper: global references give higher
-    dimension "for the same d"), with sigma computed over all training data;
+    dimension "for the same d"), with sigma computed over all training data. They are
+    the first rows of one random order per cluster, so the sets for all d nest and one
+    draw serves a whole d sweep;
+  * identical rows are at distance exactly 0 (squared distances within rounding of 0
+    are snapped), so sigma's "non-zero" skips a row's own reference and its duplicates
+    (a segment's frames share its music) and nothing else;
   * ranking SVM: hinge loss, no intercept (Eq. 6-8), mirrored pairs so both classes
     exist; the mirrored copy doubles the loss, so LinearSVC gets C / 2. A cluster
     without any preference keeps W = 1, i.e. falls back to plain CCA;
@@ -55,6 +60,19 @@ Choices where the paper is silent (each also commented where it is made):
     DataFrame in that column order also works, it is read with np.asarray); a
     preference is assigned to the cluster of its music;
   * consistency counts ties as 0.5.
+
+Two implementations of the same method:
+  * the reference path, MRCCA (fit / score) and run_repeat: float64, one model per call,
+    written for reading;
+  * the fast path, run_setting: everything a (repeat, K) shares across d is done once
+    (split, standardisation, normalized cut, the reference order, the distances of the
+    cluster's rows to the largest reference set), distances are float32 BLAS products,
+    sigma's median is an exact order statistic found in a sampled bracket, all feature
+    types' similarities come from one product, and CCA whitens with Cholesky factors on
+    the distinct music rows. tests/test_mrcca.py checks it against the reference path
+    (same clusters, sigmas to 1e-5, consistencies to within a vote).
+sweep / protocol_configs / run_protocol drive the Section 4 runs through parallel.pmap;
+select_on_validation picks K and d on validation votes only.
 
 Not implemented from the paper: the feature extraction (ENS, semantic posteriors,
 image descriptors) and the music segmentation -- callers bring feature matrices.
@@ -972,8 +990,9 @@ def protocol_configs(repeats=10, k_values=range(3, 21), d_for_k_sweep=6, d_value
             want("table1", *table1, seed + r, ref, alone=True)
     configs = [{"K": K, "d": sorted(ds), "seed": s, "references": ref, "val_fraction": val_fraction,
                 "alone": alone} for (s, K, ref, alone), ds in runs.items()]
-    # the biggest tasks first so that two workers finish together: cost ~ cluster size^2 x sum of 1/d
-    cost = lambda c: (4 if c["references"] == "global" else 1) * sum(1 / d for d in c["d"]) / c["K"]  # noqa: E731
+    # the biggest tasks first, so the workers finish together. A fit costs about its CCA Gram products:
+    # K clusters x n_c rows x R^2 references = N^3 / (K d)^2 for local, N^3 / d^2 for global references
+    cost = lambda c: sum((1 if c["references"] == "global" else 1 / c["K"] ** 2) / d ** 2 for d in c["d"])  # noqa: E731
     return sorted(configs, key=cost, reverse=True), wanted
 
 
