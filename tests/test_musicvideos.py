@@ -66,9 +66,12 @@ def test_preference_triples_split_as_the_protocol():
                           "labeler": 0, "prefers_mv": [True, False, True]})
     frame_segment = np.array([0, 1, 2])
     train = np.array([True, True, False])
-    tr, te = mrcca.preference_triples(prefs, frame_segment, train)
+    (tr, val, te), _ = mrcca.preference_triples(prefs, frame_segment, train)
     assert tr.tolist() == [[1, 0, 1]]  # segment 1's vote preferred the random frame 0; seg 0's used a test frame
-    assert te.tolist() == [[2, 2, 1]]
+    assert te.tolist() == [[2, 2, 1]] and len(val) == 0
+    # segment 1 held out for validation: its vote validates, and no vote is left to fit on
+    (tr, val, te), _ = mrcca.preference_triples(prefs, frame_segment, train, np.array([False, True, False]))
+    assert len(tr) == 0 and val.tolist() == [[1, 0, 1]] and te.tolist() == [[2, 2, 1]]
 
 
 def test_one_repeat_runs_and_scores_all_methods(mv):
