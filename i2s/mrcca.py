@@ -715,6 +715,11 @@ class _Side:
         return cls(E, sqn, spans, _row_ids(E, spans))
 
 
+def embed_images(images, blocks=None, metrics=None):
+    """The fast path's view of the image features: the same for every repeat, so worth computing once."""
+    return _Side.of(images, blocks, metrics)
+
+
 def _fit_cluster(img, mus, members, pref, refs, sigma_img, sigma_mus, combine, n_components, reg, C, svm_seed):
     """One cluster's CCA and ranking weights on the fast DtRT.
 
@@ -854,19 +859,20 @@ def run_repeat(music, images, frame_segment, prefs, n_train, K, d, seed, referen
 
 def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, references="local",
                 combine="mean", image_blocks=None, image_metrics=None, music_blocks=None,
-                music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0, details=False):
+                music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0, details=False, image_side=None):
     """run_repeat for every d in `d` (an int or a list) at once, on the fast path: one row per d.
 
     Split, standardisation, normalized cut and the draw of reference order are done once and shared by all
     d (the references for d are a prefix of that order, as in select_references). fit_s is the time to fit
     one model: the shared steps' time divided among the d, plus that d's own steps; scoring is excluded.
     With details=True each row also carries the fitted pieces (labels, sigmas, CCAs, W) for tests.
+    image_side: embed_images(images, image_blocks, image_metrics), to reuse across calls (sweep does).
     """
     ds = sorted({int(x) for x in np.atleast_1d(d)})
     inp = repeat_inputs(music, frame_segment, prefs, n_train, seed, val_fraction, music_blocks, music_metrics)
     t0 = time.perf_counter()  # from here on, as run_repeat times MRCCA.fit
     frames, fseg = inp.frames, np.asarray(frame_segment)
-    img = _Side.of(images, image_blocks, image_metrics)
+    img = image_side or embed_images(images, image_blocks, image_metrics)
     mus = _Side.of(inp.music_z, music_blocks, music_metrics)
     # MRCCA.fit's clustering step, on the same inputs with the same seeds
     seeds = np.random.default_rng(seed).integers(2**31, size=3)
@@ -957,6 +963,8 @@ def sweep(configs, parallel=None, desc="MR-CCA runs", **data):
     from .parallel import pmap
     if parallel is None or isinstance(parallel, int):
         parallel = {"backend": "local", "n_jobs": parallel or 2}
+    if "image_side" not in data:  # embedded once here, not once per task
+        data = {**data, "image_side": embed_images(data["images"], data.get("image_blocks"), data.get("image_metrics"))}
     rows = pmap(_run_config, list(configs), parallel, desc=desc, shared=data)
     return pd.DataFrame([r for task in rows for r in task])
 
