@@ -31,7 +31,7 @@ from . import features, paper, paths, render, synth
 @dataclass
 class MVParams:
     seed: int = 2009
-    scale: float = 0.05          # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
+    scale: float = 1.0           # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
     styles: int = 8              # music styles: the 'simple cluster structure' of music space
     label_fraction: float = 0.5  # the paper had half of the pairs labelled
     labelers: int = 3            # votes per labelled pair

@@ -33,6 +33,13 @@ class _Task:
             return self.fn(item, **shared)
 
 
+def engine(backend: str = "local", n_jobs: int = 2, scheduler: str = "") -> dict:
+    """The `backend` argument of pmap from the params `parallel` section's values."""
+    if backend not in BACKENDS:
+        raise ValueError(f"parallel.backend must be one of {BACKENDS}, not {backend!r}")
+    return {"backend": "dask", "scheduler": scheduler} if backend == "dask" else {"backend": "local", "n_jobs": n_jobs}
+
+
 def pmap(fn, items, backend=None, desc=None, shared=None, threads_per_task=1):
     """[fn(item, **shared) for item in items] on the engine `backend` names; results in input order.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, metrics, networks, text, training, tuning
+from . import artefacts, lyricdata, metrics, networks, parallel, text, training, tuning
 
 VARIANT_STAGE = "07_variants"
 
@@ -46,7 +46,8 @@ def run_variant(values: dict) -> pd.DataFrame:
     jobs = tuning.with_settings([{"method": m, "group": g, "split": lyricdata.SUPPLEMENT_SPLIT,
                                   "seed": int(values["seed"]) + k, "test": False}
                                  for m in methods for g in groups for k in range(int(values["seeds"]))], tuning.read_best())
-    results = training.run_grid(jobs, datas, splits, cfg, int(values["n_jobs"]), threads,
+    engine = parallel.engine(values["backend"], int(values["n_jobs"]), values["scheduler"])
+    results = training.run_grid(jobs, datas, splits, cfg, engine, threads,
                                 {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}")
     runs, ranks, hist = frequent_tables(results, d0, "frequent", name, cfg)
     write_frequent(artefacts.path("variant", name=name), runs, ranks, hist)

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import losses, lyricdata, metrics, networks, scoring
+from . import losses, lyricdata, metrics, networks, parallel, scoring
 
 
 def song_batches(images: np.ndarray, data: lyricdata.Data, batch_pairs: int, rng: np.random.Generator | None,
@@ -155,21 +155,24 @@ def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, see
     return out
 
 
-def run_grid(jobs: list[dict], datas: dict[str, lyricdata.Data], splits: pd.DataFrame, cfg: networks.Config, n_jobs: int = 1,
-             threads: int = 1, extra: dict[str, dict] | None = None, desc: str = "runs") -> list[dict]:
+def _run_job(job: dict, datas: dict, splits: pd.DataFrame, cfg: networks.Config, extra: dict, threads: int) -> dict:
+    return run(job["method"], datas[job["group"]], splits, job["split"], job["seed"],
+               dataclasses.replace(cfg, **job.get("settings", {})), extra.get(job["split"]), job.get("keep_model", False),
+               threads, job.get("test", True), job.get("fit", 0))
+
+
+def run_grid(jobs: list[dict], datas: dict[str, lyricdata.Data], splits: pd.DataFrame, cfg: networks.Config,
+             engine: dict | int | None = None, threads: int = 1, extra: dict[str, dict] | None = None,
+             desc: str = "runs") -> list[dict]:
     """Many `run`s ({method, group, split, seed[, keep_model, test, fit, settings]} each; `settings` override `cfg`
-    for that run), in `n_jobs` processes of `threads` torch threads. `extra[split]`: the `extra` sets of that split's runs (the groups share image and song indices).
-    Every run seeds itself, so the results do not depend on n_jobs or on the order in which runs finish."""
-    from joblib import Parallel, delayed
-    extra = extra or {}
-    calls = [delayed(run)(j["method"], datas[j["group"]], splits, j["split"], j["seed"],
-                          dataclasses.replace(cfg, **j.get("settings", {})), extra.get(j["split"]),
-                          j.get("keep_model", False), threads, j.get("test", True), j.get("fit", 0)) for j in jobs]
-    if n_jobs == 1:
-        torch.set_num_threads(threads)
-        return [c[0](*c[1], **c[2]) for c in tqdm(calls, desc=desc, mininterval=5)]
-    gen = Parallel(n_jobs=n_jobs, return_as="generator")(calls)
-    return list(tqdm(gen, total=len(calls), desc=desc, mininterval=5))
+    for that run) through parallel.pmap on `engine` (the params `parallel` section, i2s.parallel.engine; an int is
+    that many local processes), each with `threads` torch threads. `extra[split]`: the `extra` sets of that split's
+    runs (the groups share image and song indices). Every run seeds itself, so the results do not depend on the
+    engine, its worker count or the order in which runs finish."""
+    if isinstance(engine, int):
+        engine = parallel.engine("local", engine)
+    return parallel.pmap(_run_job, jobs, engine, desc,
+                         shared={"datas": datas, "splits": splits, "cfg": cfg, "extra": extra or {}, "threads": threads})
 
 
 def results_frame(results: list[dict], part: str = "test") -> pd.DataFrame:

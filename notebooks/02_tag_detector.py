@@ -35,7 +35,7 @@ min_size = 160                               # shorter image side fed to the net
 random_init_baseline = 1                     # 1: also train the same detector on a randomly initialised trunk
 deep_pool = 3                                # RoI size on the frozen stride-16 stage joined to the region features (0: off)
 n_jobs = 2                                   # processes: the two training runs (ImageNet, random init), then tagging
-tag_songs_gt50 = 0                           # 1: also tag every photo of the songs with > 50 triplets
+tag_songs_gt50 = 1                           # 1: also tag every photo of the songs with > 50 triplets
 top_k = 5                                    # tags kept per image for the attention model (Section 4.3)
 threads = 1                                  # torch threads (2 on 2 shared cores is 10x slower under load)
 

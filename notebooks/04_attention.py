@@ -41,7 +41,9 @@ top_k = 5                  # footnote 5: the top 5 tags
 pooling = "mean"           # Section 5.1: average pooling of the tag matrix
 seeds = 3                  # every configuration runs with seeds seed, seed+1, ...
 seed = 0
-n_jobs = 2                 # runs in parallel processes ...
+backend = "local"          # parallel section: where the runs go (local processes, or "dask" + scheduler)
+n_jobs = 2
+scheduler = ""
 threads = 1                # ... of this many torch threads each
 bootstrap = 10000          # paired bootstrap resamples (Our-attention vs Our)
 examples = 4               # Figure 6 queries
@@ -54,7 +56,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, persistence, scoring, stage,
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, parallel, paths, persistence, scoring, stage,
                  supplement, tables, training, tuning)
 
 STAGE = "04_attention"
@@ -113,11 +115,12 @@ display(Markdown(experiments.fit_sentence(fit)))
 jobs = tuning.with_settings(training.grid_jobs(METHODS, lyricdata.GROUPS, lyricdata.SPLITS, seeds, seed, keep="dagger"),
                            best)
 t0 = time.perf_counter()
-results = training.run_grid(jobs, datas, splits, cfg, n_jobs, threads, extra, "Table 2 runs")
+results = training.run_grid(jobs, datas, splits, cfg, parallel.engine(backend, n_jobs, scheduler), threads, extra,
+                            "Table 2 runs")
 grid_s = time.perf_counter() - t0
 runs = training.results_frame(results)
 runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
-display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({n_jobs} processes × {threads} thread)."))
+display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({backend}: {n_jobs} processes × {threads} thread)."))
 
 # %% [markdown]
 # The first seed's model of every method × tag group on the dagger split is kept in `data/04_attention/models/`

@@ -41,7 +41,9 @@ group = "obj-attr"         # song2image section: the tag group of Table 3
 top_k = 5                  # Schwarz: the image's top-K tag words
 seeds = 3                  # Our runs with seeds seed, seed+1, ...
 seed = 0
+backend = "local"          # parallel section: where the runs go (local processes, or "dask" + scheduler)
 n_jobs = 2
+scheduler = ""
 examples = 4               # Figure 9 lyric queries ...
 top_images = 4             # ... with their top images
 
@@ -54,7 +56,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, paths, scoring, song2image, stage,
+from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, parallel, paths, scoring, song2image, stage,
                  tables, training, tuning)
 
 STAGE = "05_song2image"
@@ -102,7 +104,8 @@ r_schwarz = song2image.song2image_ranks(s_schwarz, data, songs, images)
 jobs = training.grid_jobs(["Our"], [group], [SPLIT], seeds, seed, keep=SPLIT)
 jobs = [{**j, "keep_model": True} for j in jobs]  # every seed's model scores the images
 t0 = time.perf_counter()
-results = training.run_grid(jobs, {group: data}, splits, cfg, n_jobs, threads, desc="Our (song2image)")
+results = training.run_grid(jobs, {group: data}, splits, cfg, parallel.engine(backend, n_jobs, scheduler), threads,
+                            desc="Our (song2image)")
 grid_s = time.perf_counter() - t0
 s_ours = {r["seed"]: scoring.score(r["model"], data, images, songs).T for r in results}
 r_ours = {k: song2image.song2image_ranks(s, data, songs, images) for k, s in s_ours.items()}
