@@ -200,5 +200,5 @@ def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices
                   "settings": Rule("list", of=Rule("list", of=Rule("int", 2))), "val_fraction": Rule("number", 0.01, 0.5),
                   "n_components": pos, "combine": Rule("choice", choices=("mean", "concat")), "seed": nonneg},
         "parallel": {"backend": Rule("choice", choices=("local", "dask")), "n_jobs": pos,
-                     "scheduler": Rule("str", empty=True)},
+                     "scheduler": Rule("str", empty=True), "device": Rule("choice", choices=("auto", "cpu", "cuda"))},
     }

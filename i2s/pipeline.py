@@ -58,11 +58,11 @@ LYRIC_TRAINING = ("lyric_model.vectors", "lyric_model.hidden", "lyric_model.mlp_
 STAGES = {s.name: s for s in (
     Stage("00_world", ("world",), entry="i2s.synth:run_stage"),
     Stage("01_data_stats", ("data_stats",), files=("data_stats.data_root", "data_stats.world_truth")),
-    Stage("02_tag_detector", ("tagger",), files=("tagger.scene_graphs", "tagger.world_truth", "tagger.checkpoint")),
+    Stage("02_tag_detector", ("tagger", "parallel.device"), files=("tagger.scene_graphs", "tagger.world_truth", "tagger.checkpoint")),
     Stage("03_tuning", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling", "tuning",
                         "parallel"),
           entry="i2s.tuning:run_stage", files=("lyric_model.vectors",)),
-    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model"), files=("lyric_model.vectors",)),
+    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model", "parallel.device"), files=("lyric_model.vectors",)),
     Stage("04_attention", ("data_stats.world_truth", *LYRIC_TRAINING, "attention", "parallel"),
           files=("lyric_model.vectors",)),
     Stage("05_song2image", ("data_stats.world_truth", *LYRIC_TRAINING, "song2image", "parallel"),
@@ -73,7 +73,8 @@ STAGES = {s.name: s for s in (
     Stage("07_supplementary", ("data_stats.world_truth", "supplementary.seed",
                                "supplementary.variants")),
     Stage("00_mv_world", ("mv_world",), entry="i2s.musicvideos:run_stage"),
-    Stage("06_mrcca", ("mrcca", "parallel"), files=("mrcca.mv_world_root",)),
+    Stage("06_mrcca", ("mrcca", "parallel.backend", "parallel.n_jobs", "parallel.scheduler"),
+          files=("mrcca.mv_world_root",)),
 )}
 
 

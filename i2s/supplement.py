@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, metrics, networks, parallel, text, training, tuning
+from . import artefacts, devices, lyricdata, metrics, networks, parallel, text, training, tuning
 
 VARIANT_STAGE = "07_variants"
 
@@ -48,7 +48,8 @@ def run_variant(values: dict) -> pd.DataFrame:
                                  for m in methods for g in groups for k in range(int(values["seeds"]))], tuning.read_best())
     engine = parallel.engine(values["backend"], int(values["n_jobs"]), values["scheduler"])
     results = training.run_grid(jobs, datas, splits, cfg, engine, threads,
-                                {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}")
+                                {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}",
+                                devices.resolve(values["device"]))
     runs, ranks, hist = frequent_tables(results, d0, "frequent", name, cfg)
     write_frequent(artefacts.path("variant", name=name), runs, ranks, hist)
     names = metrics.SUPPLEMENT_METRICS

@@ -44,6 +44,7 @@ seed = 0
 backend = "local"          # parallel section: where the runs go (local processes, or "dask" + scheduler)
 n_jobs = 2
 scheduler = ""
+device = "auto"            # the lyric models: a GPU when there is one, else the CPU
 threads = 1                # ... of this many torch threads each
 bootstrap = 10000          # paired bootstrap resamples (Our-attention vs Our)
 examples = 4               # Figure 6 queries
@@ -56,7 +57,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, parallel, paths, persistence, scoring, stage,
+from i2s import (artefacts, devices, experiments, figures, lyricdata, metrics, networks, parallel, paths, persistence, scoring, stage,
                  supplement, tables, training, tuning)
 
 STAGE = "04_attention"
@@ -116,7 +117,7 @@ jobs = tuning.with_settings(training.grid_jobs(METHODS, lyricdata.GROUPS, lyricd
                            best)
 t0 = time.perf_counter()
 results = training.run_grid(jobs, datas, splits, cfg, parallel.engine(backend, n_jobs, scheduler), threads, extra,
-                            "Table 2 runs")
+                            "Table 2 runs", devices.resolve(device))
 grid_s = time.perf_counter() - t0
 runs = training.results_frame(results)
 runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
