@@ -47,6 +47,8 @@ ARTEFACTS = {
     "planted_runs": Artefact("03_planted", "runs.csv", "csv"),
     "planted_oracle": Artefact("03_planted", "oracle.csv", "csv"),
     "lyric_models": Artefact("04_attention", "models", "dir"),
+    # Table 2's section-split models scored on the frequent songs: supplement Table 1's paper methods (no retraining)
+    "table2_frequent": Artefact("04_attention", "frequent", "dir"),
     "variant": Artefact("07_variants", "{name}", "dir"),
     "mv_world": Artefact("00_mv_world", "", "dir"),
 }
@@ -135,9 +137,12 @@ def read_metrics(stage: str) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def read_variants(names) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and per-query ranks of the variant stages `names` (data/07_variants/<name>/runs.csv, ranks.csv)."""
+def read_variants(names, paper_methods: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and per-query ranks of the variant stages `names` (data/07_variants/<name>/runs.csv, ranks.csv), and
+    with `paper_methods` Table 2's section models on the same queries (stage 04's `table2_frequent`)."""
     folders = {n: locate("variant", name=n) for n in names}
+    if paper_methods:
+        folders["paper_methods"] = locate("table2_frequent")
     runs = pd.concat([pd.read_csv(f / "runs.csv") for f in folders.values()], ignore_index=True)
     ranks = pd.concat([pd.read_csv(f / "ranks.csv").assign(variant=n) for n, f in folders.items()], ignore_index=True)
     return runs, ranks

@@ -430,11 +430,12 @@ def _flip(im: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
 
 @torch.no_grad()
 def trunk_cache(model: TagDetector, data: scenegraphs.SceneGraphSet, flips: bool = True, batch_size: int = 32,
-                desc: str = "trunk features") -> dict:
+                desc: str = "trunk features", device: str = "cpu") -> dict:
     """The frozen trunk's output for every image (and its mirror image), with targets in network pixels; also
     the frozen stride-16 stage's output when nothing trained lies below it (`deep`, else None).
 
-    The trunk never changes during training, so computing it once replaces most of the cost of every epoch.
+    The trunk never changes during training, so computing it once replaces most of the cost of every epoch. It runs
+    on `device` (the model's); the cache is kept on the CPU.
     """
     model.eval()
     cache_deep = len(model.backbone.deep) > 0 and len(model.backbone.stage) == 0
@@ -444,16 +445,17 @@ def trunk_cache(model: TagDetector, data: scenegraphs.SceneGraphSet, flips: bool
         for s in tqdm(range(0, len(data), batch_size), desc=desc + (" (mirrored)" if flip else ""), mininterval=5):
             pairs = [(_flip(im, t) if flip else (im, t)) for im, t in zip(data.images[s:s + batch_size],
                                                                        data.targets[s:s + batch_size])]
-            ims, tg = model.transform([_as_float(im) for im, _ in pairs], [dict(t) for _, t in pairs])
+            ims, tg = model.transform([_as_float(im.to(device)) for im, _ in pairs],
+                                      [{k: v.to(device) for k, v in t.items()} for _, t in pairs])
             f = model.backbone.trunk(ims.tensors)
             st = ims.tensors.shape[-1] // f.shape[-1]
             d = model.backbone.deep(f) if cache_deep else None
             for k, (h, w) in enumerate(ims.image_sizes):
-                feats.append(f[k, :, :math.ceil(h / st), :math.ceil(w / st)].to(torch.float16))
+                feats.append(f[k, :, :math.ceil(h / st), :math.ceil(w / st)].to(torch.float16).cpu())
                 if cache_deep:
-                    deep.append(d[k, :, :math.ceil(h / (2 * st)), :math.ceil(w / (2 * st))].to(torch.float16))
+                    deep.append(d[k, :, :math.ceil(h / (2 * st)), :math.ceil(w / (2 * st))].to(torch.float16).cpu())
                 sizes.append((h, w))
-                tgts.append(tg[k])
+                tgts.append({key: v.cpu() for key, v in tg[k].items()})
         if cache_deep:
             out["deep"].append(deep)
         out["features"].append(feats)
@@ -470,13 +472,15 @@ def _stack(features: list[torch.Tensor]) -> torch.Tensor:
 
 def train_detector(model: TagDetector, data: scenegraphs.SceneGraphSet, iterations: int = ITERATIONS, batch_size: int = BATCH_SIZE,
                    lr: float = LR, weight_decay: float = WEIGHT_DECAY, warmup: int = WARMUP, seed: int = 0,
-                   optimizer: str = OPTIMIZER, desc: str = "training") -> pd.DataFrame:
+                   optimizer: str = OPTIMIZER, desc: str = "training", device: str = "cpu") -> pd.DataFrame:
     """Train the layers above the frozen trunk on the scene-graph set, in a seeded order, from the cached trunk
-    output; returns the training curve (losses per iteration, seconds since the start, caching included)."""
+    output, on `device` (the model ends on the CPU); returns the training curve (losses per iteration, seconds since
+    the start, caching included)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)  # RPN and RoI sampling draw from torch's global generator
     gen = torch.Generator().manual_seed(seed)
-    cache = trunk_cache(model, data, flips=HFLIP > 0, desc=f"{desc}: trunk features")
+    model.to(device)
+    cache = trunk_cache(model, data, flips=HFLIP > 0, desc=f"{desc}: trunk features", device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay) if optimizer == "sgd"
            else torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay))
@@ -491,10 +495,12 @@ def train_detector(model: TagDetector, data: scenegraphs.SceneGraphSet, iteratio
             order, pos = torch.randperm(len(data), generator=gen), 0
         idx, pos = order[pos:pos + batch_size].tolist(), pos + batch_size
         flips = (torch.rand(len(idx), generator=gen) < HFLIP).long().tolist()
-        deep = _stack([cache["deep"][f][i] for i, f in zip(idx, flips)]) if cache["deep"] is not None else None
-        losses = model.from_trunk(_stack([cache["features"][f][i] for i, f in zip(idx, flips)]),
+        deep = (_stack([cache["deep"][f][i] for i, f in zip(idx, flips)]).to(device) if cache["deep"] is not None
+                else None)
+        losses = model.from_trunk(_stack([cache["features"][f][i] for i, f in zip(idx, flips)]).to(device),
                                   [cache["sizes"][f][i] for i, f in zip(idx, flips)],
-                                  [cache["targets"][f][i] for i, f in zip(idx, flips)], deep_features=deep)
+                                  [{k: v.to(device) for k, v in cache["targets"][f][i].items()} for i, f in zip(idx, flips)],
+                                  deep_features=deep)
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -503,7 +509,7 @@ def train_detector(model: TagDetector, data: scenegraphs.SceneGraphSet, iteratio
         sched.step()
         rows.append({"iteration": it + 1, "loss": loss.item(), **{k: v.item() for k, v in losses.items()},
                      "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
-    model.eval()
+    model.eval().cpu()
     return pd.DataFrame(rows)
 
 

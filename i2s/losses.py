@@ -35,11 +35,11 @@ def infonce(cos: torch.Tensor, positive: torch.Tensor, log_scale: torch.Tensor) 
     non-matching images; the song's other images are left out of that denominator, since a batch holds
     several images per song. The logit scale (1/τ) is learnt, capped as in CLIP."""
     logits = cos * log_scale.clamp(max=float(np.log(networks.INFONCE_SCALE[1]))).exp()
-    rows = torch.arange(len(positive))
+    rows = torch.arange(len(positive), device=positive.device)
     i2t = F.cross_entropy(logits, positive)
     same = positive[:, None] == positive[None]                     # images × images sharing a song
     col = logits[:, positive].T                                   # [k, j] = logit of image j with pair k's song
-    col = col.masked_fill(same & ~torch.eye(len(positive), dtype=torch.bool), float("-inf"))
+    col = col.masked_fill(same & ~torch.eye(len(positive), dtype=torch.bool, device=positive.device), float("-inf"))
     t2i = -(col[rows, rows] - torch.logsumexp(col, 1))
     return (i2t + t2i.mean()) / 2
 

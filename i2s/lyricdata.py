@@ -110,13 +110,6 @@ def bow_matrix(data: Data, train_songs: np.ndarray) -> torch.Tensor:
 SUPPLEMENT_SPLIT = "section"   # the frequent songs' lyrics are trained on; their held-out images are the queries
 
 
-def frequent_songs(data: Data, triplets: pd.DataFrame, more_than: int = 50) -> np.ndarray:
-    """Song indices of the data's songs with more than `more_than` triplets in the refined data."""
-    counts = triplets["song_id"].value_counts()
-    sidx = data.song_index()
-    return np.array(sorted(sidx[s] for s, n in counts.items() if n > more_than and s in sidx), dtype=np.int64)
-
-
 def held_out_queries(data: Data, splits: pd.DataFrame, songs: np.ndarray, split: str = SUPPLEMENT_SPLIT) -> np.ndarray:
     """Every tagged image of `songs` that no model of `split` trains on: the split's test images, plus any
     image outside the experiment's subset that notebook 02 tagged."""

@@ -31,7 +31,7 @@ from . import features, paper, paths, render, synth
 @dataclass
 class MVParams:
     seed: int = 2009
-    scale: float = 0.05          # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
+    scale: float = 1.0           # 1.0 = the paper's 1,500 videos, 22,632 segments, 47,888 pairs
     styles: int = 8              # music styles: the 'simple cluster structure' of music space
     label_fraction: float = 0.5  # the paper had half of the pairs labelled
     labelers: int = 3            # votes per labelled pair
@@ -88,11 +88,15 @@ def music_descriptor(z: np.ndarray, key: np.ndarray, meter: np.ndarray, rng: np.
 def _post_effects(img: Image.Image, look: np.ndarray) -> Image.Image:
     """Brightness, saturation, hue (warmth) and horizontal motion blur from the frame's style values."""
     bright, warmth, sat, blur = look[:4]
-    hsv = np.asarray(img.convert("HSV"), np.float32)
-    hsv[..., 0] = (hsv[..., 0] - warmth * 18) % 256  # warm music pulls hues towards red
-    hsv[..., 1] = np.clip(hsv[..., 1] * np.exp(0.6 * sat), 0, 255)
-    hsv[..., 2] = np.clip(hsv[..., 2] * np.exp(0.55 * bright), 0, 255)
-    rgb = np.asarray(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"), np.float32)
+    # each HSV channel is a function of its own uint8 value: evaluate it on the 256 values (the same float
+    # maths, float32 store, uint8 cast as per pixel) and look pixels up, instead of per-pixel float arrays
+    v = np.arange(256, dtype=np.float32)
+    luts = [((v - warmth * 18) % 256).astype(np.float32),  # warm music pulls hues towards red
+            np.clip(v * np.exp(0.6 * sat), 0, 255).astype(np.float32),
+            np.clip(v * np.exp(0.55 * bright), 0, 255).astype(np.float32)]
+    hsv = np.asarray(img.convert("HSV"))
+    hsv = np.stack([np.take(lut.astype(np.uint8), hsv[..., k]) for k, lut in enumerate(luts)], -1)
+    rgb = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), np.float32)
     width = int(round(1 + 5 * max(blur + 0.3, 0)))  # fast music, streaky frames
     if width > 1:
         rgb = uniform_filter1d(rgb, width, axis=1, mode="nearest")
@@ -178,7 +182,9 @@ def generate(out: Path, p: MVParams) -> dict:
 
     # labelled preferences: (segment's music, its own frame) vs (same music, a frame of another video)
     labelled = np.flatnonzero(rng.random(n_seg) < p.label_fraction)
-    own = np.array([rng.choice(np.flatnonzero(frame_seg == s)) for s in labelled]) if len(labelled) else np.array([], int)
+    # a segment's frames are contiguous (np.repeat above): the same draws as rng.choice over them, without a scan per segment
+    first, count = np.searchsorted(frame_seg, np.arange(n_seg)), np.bincount(frame_seg, minlength=n_seg)
+    own = np.array([first[s] + rng.integers(count[s]) for s in labelled], int)
     other = rng.integers(n_frames, size=len(labelled))
     clash = seg_video[frame_seg[other]] == seg_video[labelled]
     while clash.any():

@@ -61,7 +61,7 @@ class Config:
 
 def reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """B × T positions that reverse each sequence within its length and leave the padding in place."""
-    t = torch.arange(steps).expand(len(lengths), steps)
+    t = torch.arange(steps, device=lengths.device).expand(len(lengths), steps)
     n = lengths[:, None]
     return torch.where(t < n, n - 1 - t, t)
 
@@ -85,7 +85,7 @@ def lstm_memory(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, mask: torch.Ten
     later = log_f.flip(1).cumsum(1).flip(1) - log_f  # Σ_{τ>t} log f_τ over the real steps
     contrib = torch.exp(later) * torch.sigmoid(i) * torch.tanh(g) * m
     last = (mask.sum(1) - 1).clamp(min=0)
-    o_final = torch.sigmoid(o)[torch.arange(len(last)), last]
+    o_final = torch.sigmoid(o)[torch.arange(len(last), device=last.device), last]
     return contrib, o_final
 
 
@@ -113,13 +113,13 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, memory: bool = False) -> dict:
         steps = x.shape[1]
-        mask = torch.arange(steps)[None] < lengths[:, None]
+        mask = torch.arange(steps, device=x.device)[None] < lengths[:, None]
         rev = reverse_index(lengths, steps)
         x_rev = _gather_steps(x, rev)
         hf, _ = self.fwd(x)
         hb_rev, _ = self.bwd(x_rev)
         last = lengths - 1
-        rows = torch.arange(len(lengths))
+        rows = torch.arange(len(lengths), device=x.device)
         final = torch.cat([hf[rows, last], hb_rev[rows, last]], -1)
         m = mask[..., None].to(x.dtype)
         out = {"outputs": torch.cat([hf, _gather_steps(hb_rev, rev)], -1) * m, "final": final, "mask": mask}
@@ -172,6 +172,11 @@ class LyricModel(nn.Module):
         super().__init__()
         self.embed = nn.Embedding.from_pretrained(embedding, freeze=True, padding_idx=0)  # W_e kept (4.2)
         self.cfg = cfg
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (its inputs are moved there: `scoring.encode_songs`, `image_query`)."""
+        return self.embed.weight.device
 
     def query(self, top_tags: torch.Tensor) -> dict:
         """The tag attention vector ṽ: the top-K tags embedded (Eq. 1) into T (K × d), then pooled."""

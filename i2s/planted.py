@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, metrics, networks, oracle, paths, render, synth, text, training, tuning
+from . import (artefacts, devices, lyricdata, metrics, networks, oracle, parallel, paths, render, synth, text, training,
+               tuning)
 
 READS = ("world_truth", "subset", "splits", "tags", "tuned_settings")   # 00_world's truth, 01's, 02's tags, 03_tuning's
 STAGE = "03_planted"
@@ -121,8 +122,9 @@ def run_stage(values: dict) -> pd.DataFrame:
                                                     cfg.max_tokens)
     t_data = time.perf_counter() - t0
     jobs = sweep_jobs(points, values["methods"], group, split, int(values["seeds"]), int(values["seed"]), best)
-    results = training.run_grid(jobs, datas, splits, cfg, int(values["n_jobs"]), int(values["threads"]),
-                                desc="planted sweep")
+    engine = parallel.engine(values["backend"], int(values["n_jobs"]), values["scheduler"])
+    results = training.run_grid(jobs, datas, splits, cfg, engine, int(values["threads"]), desc="planted sweep",
+                                device=devices.resolve(values["device"]))
     t_runs = time.perf_counter() - t0 - t_data
     runs = runs_table(results, jobs).sort_values(["order_signal", "method", "seed"], ignore_index=True)
     first = next(iter(datas.values()))

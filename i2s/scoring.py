@@ -15,9 +15,10 @@ SONG_BLOCK = 64                      # pool songs scored together, sorted by len
 def image_query(model: networks.LyricModel, data: lyricdata.Data, images) -> dict:
     """The image side of an image-dependent model: its top-K tags, and the mood for models that use it."""
     idx = torch.as_tensor(np.asarray(images), dtype=torch.long)
+    dev = model.device
     if getattr(model, "uses_mood", False):
-        return model.query(data.top_tags[idx], None if data.moods is None else data.moods[idx])
-    return model.query(data.top_tags[idx])
+        return model.query(data.top_tags[idx].to(dev), None if data.moods is None else data.moods[idx].to(dev))
+    return model.query(data.top_tags[idx].to(dev))
 
 
 def predict_grid(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, songs: np.ndarray) -> torch.Tensor:
@@ -33,14 +34,15 @@ def encode_songs(model: networks.LyricModel, data: lyricdata.Data, songs: np.nda
     """Song-side state of some songs (trimmed to their longest lyric)."""
     idx = torch.as_tensor(songs, dtype=torch.long)
     lengths = data.lengths[idx]
-    return model.songs(data.tokens[idx, :int(lengths.max())], lengths, idx)
+    dev = model.device
+    return model.songs(data.tokens[idx, :int(lengths.max())].to(dev), lengths.to(dev), idx.to(dev))
 
 
 def predict_pairs(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, songs: np.ndarray) -> torch.Tensor:
     """Tag-space predictions for aligned (image, song) pairs; each distinct song is encoded once."""
     uniq, pos = np.unique(songs, return_inverse=True)
     st = encode_songs(model, data, uniq)
-    pos = torch.as_tensor(pos)
+    pos = torch.as_tensor(pos, device=model.device)
     if not model.attends:
         return model.pairs(st, None)[pos]
     q = image_query(model, data, images)
@@ -69,12 +71,12 @@ def score(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, 
     """
     model.eval()
     images, songs = np.asarray(images), np.asarray(songs)
-    targets = data.targets[torch.as_tensor(images)]
+    targets = data.targets[torch.as_tensor(images)].to(model.device)
     out = torch.empty(len(images), len(songs))
     if not model.attends:
         pred = torch.cat([model.pairs(encode_songs(model, data, songs[s:s + 256]), None)
                           for s in range(0, len(songs), 256)])
-        return similarity(model, targets, pred).numpy()
+        return similarity(model, targets, pred).cpu().numpy()
     q = image_query(model, data, images)
     order = np.argsort(data.lengths[torch.as_tensor(songs)].numpy(), kind="stable")
     for s in range(0, len(songs), SONG_BLOCK):
@@ -85,7 +87,7 @@ def score(model: networks.LyricModel, data: lyricdata.Data, images: np.ndarray, 
         for c in range(0, len(images), chunk):
             qc = {k: x[c:c + chunk] for k, x in q.items()}
             pred = model.pairs(st, qc, grid=True)  # C × S × D
-            out[c:c + chunk, torch.as_tensor(cols)] = similarity(model, targets[c:c + chunk], pred)
+            out[c:c + chunk, torch.as_tensor(cols)] = similarity(model, targets[c:c + chunk], pred).cpu()
     return out.numpy()
 
 
@@ -101,7 +103,7 @@ def pool_ranks(model: networks.LyricModel, data: lyricdata.Data, images: np.ndar
 def lyric_tags(model: networks.LyricModel, data: lyricdata.Data, songs: np.ndarray, k: int = 5, relative: bool = False) -> list[list[str]]:
     """The k tags each lyric maps to (image-free models): its highest predicted probabilities, or with
     `relative` those furthest above the average prediction over `songs` (what sets the lyric apart)."""
-    pred = model.pairs(encode_songs(model.eval(), data, np.asarray(songs)), None).numpy()
+    pred = model.pairs(encode_songs(model.eval(), data, np.asarray(songs)), None).cpu().numpy()
     return tagtable.top_tags(pred - pred.mean(0) if relative else pred, data.tag_words, k)
 
 
@@ -112,7 +114,8 @@ def attention_weights(model: networks.LyricModel, data: lyricdata.Data, images, 
     images, songs = np.atleast_1d(images), np.atleast_1d(songs)
     uniq, pos = np.unique(songs, return_inverse=True)
     st = encode_songs(model.eval(), data, uniq)
-    s = model.weights({k: v[torch.as_tensor(pos)] for k, v in st.items()}, model.query(data.top_tags[torch.as_tensor(images)]))
+    s = model.weights({k: v[torch.as_tensor(pos, device=model.device)] for k, v in st.items()},
+                      image_query(model, data, images)).cpu()
     return [s[p, :int(data.lengths[song])].numpy() for p, song in enumerate(songs)]
 
 

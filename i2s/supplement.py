@@ -4,12 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, metrics, networks, text, training, tuning
+from . import artefacts, devices, lyricdata, metrics, networks, parallel, text, training, tuning
 
 VARIANT_STAGE = "07_variants"
 
 
-READS = ("subset", "splits", "triplets", "tags", "tuned_settings")  # what stage 07_variants@<name> reads
+READS = ("subset", "splits", "triplets", "songs_gt50", "tags", "tuned_settings")  # what stage 07_variants@<name> reads
 
 
 def variant_config(values: dict, variant: dict) -> networks.Config:
@@ -38,33 +38,51 @@ def run_variant(values: dict) -> pd.DataFrame:
         mood = triplets.drop_duplicates("image").set_index("image")["mood"]
         datas = {g: lyricdata.with_moods(d, mood, kv) for g, d in datas.items()}
     d0 = next(iter(datas.values()))
-    pool = lyricdata.frequent_songs(d0, triplets, int(values["more_than"]))
+    pool = lyricdata.song_indices(d0, artefacts.read("songs_gt50")["song_id"])  # notebook 01's frequent songs
     queries = lyricdata.held_out_queries(d0, splits, pool)
     if len(pool) < 2 or not len(queries):
-        raise ValueError(f"{len(pool)} songs with more than {values['more_than']} triplets and {len(queries)} queries: "
-                         "too few for the supplement's protocol (lower supplementary.more_than)")
+        raise ValueError(f"{len(pool)} frequent songs and {len(queries)} queries: too few for the supplement's protocol "
+                         "(lower data_stats.more_than)")
     jobs = tuning.with_settings([{"method": m, "group": g, "split": lyricdata.SUPPLEMENT_SPLIT,
                                   "seed": int(values["seed"]) + k, "test": False}
                                  for m in methods for g in groups for k in range(int(values["seeds"]))], tuning.read_best())
-    results = training.run_grid(jobs, datas, splits, cfg, int(values["n_jobs"]), threads,
-                                {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}")
-    runs = training.results_frame(results, "frequent").drop(columns=list(metrics.SPLIT_METRICS[lyricdata.SUPPLEMENT_SPLIT]))
+    engine = parallel.engine(values["backend"], int(values["n_jobs"]), values["scheduler"])
+    results = training.run_grid(jobs, datas, splits, cfg, engine, threads,
+                                {lyricdata.SUPPLEMENT_SPLIT: {"frequent": (queries, pool)}}, f"variant {name}",
+                                devices.resolve(values["device"]))
+    runs, ranks, hist = frequent_tables(results, d0, "frequent", name, cfg)
+    write_frequent(artefacts.path("variant", name=name), runs, ranks, hist)
     names = metrics.SUPPLEMENT_METRICS
-    runs = pd.concat([runs, pd.DataFrame([metrics.summary(r["frequent"]["ranks"], names) for r in results])], axis=1)
-    runs = runs.assign(variant=name, pooling=cfg.pooling, loss=cfg.loss, queries=len(queries), pool=len(pool))
-    song_of = d0.image_song.numpy()
-    ranks = pd.concat([pd.DataFrame({"method": r["method"], "group": r["group"], "seed": r["seed"],
-                                     "image": [d0.images[i] for i in r["frequent"]["images"]],
-                                     "song_id": [d0.songs[song_of[i]] for i in r["frequent"]["images"]],
-                                     "rank": r["frequent"]["ranks"]}) for r in results], ignore_index=True)
-    hist = pd.concat([r["history"].assign(method=r["method"], group=r["group"], seed=r["seed"]) for r in results],
-                     ignore_index=True)
-    out = artefacts.path("variant", name=name)
-    out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(out / "runs.csv", index=False)
-    ranks.to_csv(out / "ranks.csv", index=False)
-    hist.to_csv(out / "history.csv", index=False)
     flat = {f"{m}/{g}/{n}/mean": float(f[n].mean()) for (m, g), f in runs.groupby(["method", "group"]) for n in names}
     artefacts.write_metrics(f"{VARIANT_STAGE}_{name}", {**flat, "runs": len(runs), "queries": len(queries),
                                                        "pool": len(pool), "train_s_total": float(runs["train_s"].sum())})
     return runs
+
+
+def frequent_tables(results: list[dict], data: lyricdata.Data, part: str, variant: str, cfg: networks.Config
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The supplement's tables of some runs scored on the frequent songs' held-out images (`part` of each result):
+    runs (one row per run, supplement metrics), ranks (one row per query and run) and the training curves."""
+    runs = training.results_frame(results, part).drop(columns=list(metrics.SPLIT_METRICS[lyricdata.SUPPLEMENT_SPLIT]))
+    runs = pd.concat([runs, pd.DataFrame([metrics.summary(r[part]["ranks"], metrics.SUPPLEMENT_METRICS)
+                                          for r in results])], axis=1)
+    first = results[0][part]
+    runs = runs.assign(variant=variant, pooling=cfg.pooling, loss=cfg.loss, queries=len(first["images"]),
+                       pool=first["pool"])
+    song_of = data.image_song.numpy()
+    ranks = pd.concat([pd.DataFrame({"method": r["method"], "group": r["group"], "seed": r["seed"],
+                                     "image": [data.images[i] for i in r[part]["images"]],
+                                     "song_id": [data.songs[song_of[i]] for i in r[part]["images"]],
+                                     "rank": r[part]["ranks"]}) for r in results], ignore_index=True)
+    hist = pd.concat([r["history"].assign(method=r["method"], group=r["group"], seed=r["seed"]) for r in results],
+                     ignore_index=True)
+    return runs, ranks, hist
+
+
+def write_frequent(folder, runs: pd.DataFrame, ranks: pd.DataFrame, hist: pd.DataFrame):
+    """Write `frequent_tables` where artefacts.read_variants reads them (runs.csv, ranks.csv, history.csv)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(folder / "runs.csv", index=False)
+    ranks.to_csv(folder / "ranks.csv", index=False)
+    hist.to_csv(folder / "history.csv", index=False)
+    return folder

@@ -9,6 +9,9 @@ import pandas as pd
 from . import paper, paths
 
 
+TIE = 1e-9  # differences below this are ties (float rounding), in every comparison of cells
+
+
 def source_label(synthetic: bool) -> str:
     """Column name for our numbers, so a synthetic result is never mistaken for a real one."""
     return "ours (synthetic world)" if synthetic else "ours (real data)"
@@ -75,7 +78,7 @@ def flat_columns(wide: pd.DataFrame, tags: bool = True) -> pd.DataFrame:
 
 def agreement(long: pd.DataFrame, ours_label: str, better: str, worse: str, axis: str = "method") -> dict:
     """In how many comparable cells `better` beats `worse` along `axis` ('method' or 'tags'), ours and the paper's:
-    R@K higher, Med r lower; ties do not count; cells where the paper has no value are left out of both counts.
+    R@K higher, Med r lower; ties (within TIE) do not count; cells where the paper has no value are left out of both counts.
     Cells are matched on every other column of split, method, tags and metric that `long` has."""
     keys = [c for c in ("split", "method", "tags", "metric") if c in long.columns and c != axis]
     a = long[long[axis] == better].set_index(keys)
@@ -83,8 +86,10 @@ def agreement(long: pd.DataFrame, ours_label: str, better: str, worse: str, axis
     both = a.join(b, how="inner", suffixes=("_a", "_b"))
     both = both[both["paper_a"].notna() & both["paper_b"].notna()]
     sign = np.where(both.index.get_level_values("metric") == "Med r", -1, 1)
-    return {"cells": len(both), "ours": int((sign * (both[f"{ours_label}_a"] - both[f"{ours_label}_b"]) > 0).sum()),
-            "paper": int((sign * (both["paper_a"] - both["paper_b"]) > 0).sum())}
+    # means of the same seeds' recalls can differ in the last bit by the order they were summed in: equal, not better
+    return {"cells": len(both),
+            "ours": int((sign * (both[f"{ours_label}_a"] - both[f"{ours_label}_b"]) > TIE).sum()),
+            "paper": int((sign * (both["paper_a"] - both["paper_b"]) > TIE).sum())}
 
 
 def save_table(df: pd.DataFrame, stage: str, name: str) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import losses, lyricdata, metrics, networks, scoring
+from . import losses, lyricdata, metrics, networks, parallel, scoring
 
 
 def song_batches(images: np.ndarray, data: lyricdata.Data, batch_pairs: int, rng: np.random.Generator | None,
@@ -47,7 +47,7 @@ def negative_songs(songs: np.ndarray, pool: np.ndarray, rng: np.random.Generator
 
 
 def _batch_loss(model, data, images, songs, cfg, rng, negatives) -> torch.Tensor:
-    target = data.targets[torch.as_tensor(images)]
+    target = data.targets[torch.as_tensor(images)].to(model.device)
     if model.joint:  # Bai et al.: margin ranking of the pair against a random training lyric, in the joint space
         img = model.image_side(target)
         neg = negative_songs(songs, negatives, rng)
@@ -56,7 +56,7 @@ def _batch_loss(model, data, images, songs, cfg, rng, negatives) -> torch.Tensor
     if cfg.loss == "infonce":  # every image of the batch against every song of the batch
         uniq, positive = np.unique(songs, return_inverse=True)
         return losses.loss_value("infonce", scoring.predict_grid(model, data, images, uniq), target,
-                                 positive=torch.as_tensor(positive), log_scale=model.log_scale)
+                                 positive=torch.as_tensor(positive, device=model.device), log_scale=model.log_scale)
     pred = scoring.predict_pairs(model, data, images, songs)
     neg = None
     if cfg.loss == "mrl":  # Eq. 13: a random other lyric of all the training lyrics
@@ -120,20 +120,21 @@ def train(model: networks.LyricModel, data: lyricdata.Data, train_images: np.nda
 
 def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, seed: int, cfg: networks.Config,
         extra: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, keep_model: bool = False,
-        threads: int | None = None, test: bool = True, fit: int = 0) -> dict:
+        threads: int | None = None, test: bool = True, fit: int = 0, device: str = "cpu") -> dict:
     """Train one method on one split with one seed; the test ranks of every query and its top-3 songs.
 
     `extra`: further named (query images, candidate songs) sets to rank after training (e.g. Figure 7's songs).
     `test=False` skips the split's own test set (when only the `extra` sets are reported, e.g. the supplement, or
     tuning). `fit` > 0 also ranks that many training images (evenly spaced) among all the training songs: how well
-    the model fits what it learnt from ("fit").
+    the model fits what it learnt from ("fit"). The model trains and scores on `device` (its inputs are moved there;
+    everything returned is on the CPU).
     """
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     idx = lyricdata.split_indices(data, splits, split, seed, cfg.val_fraction)
     torch.manual_seed(seed)
-    model = networks.build_model(method, data, cfg, np.unique(data.image_song.numpy()[idx["train"]]))
+    model = networks.build_model(method, data, cfg, np.unique(data.image_song.numpy()[idx["train"]])).to(device)
     hist = train(model, data, idx["train"], idx["val"], idx["val_pool"], cfg, seed)
     t_train = time.perf_counter() - t0
     out = {"method": method, "group": data.group, "split": split, "seed": seed, "history": hist,
@@ -151,25 +152,30 @@ def run(method: str, data: lyricdata.Data, splits: pd.DataFrame, split: str, see
     out["score_s"] = time.perf_counter() - t1
     out["test_pairs"] = len(idx["test"]) * len(idx["pool"]) if test else 0
     if keep_model:
-        out["model"] = model
+        out["model"] = model.cpu()
     return out
 
 
-def run_grid(jobs: list[dict], datas: dict[str, lyricdata.Data], splits: pd.DataFrame, cfg: networks.Config, n_jobs: int = 1,
-             threads: int = 1, extra: dict[str, dict] | None = None, desc: str = "runs") -> list[dict]:
+def _run_job(job: dict, datas: dict, splits: pd.DataFrame, cfg: networks.Config, extra: dict, threads: int,
+             device: str) -> dict:
+    return run(job["method"], datas[job["group"]], splits, job["split"], job["seed"],
+               dataclasses.replace(cfg, **job.get("settings", {})), extra.get(job["split"]), job.get("keep_model", False),
+               threads, job.get("test", True), job.get("fit", 0), device)
+
+
+def run_grid(jobs: list[dict], datas: dict[str, lyricdata.Data], splits: pd.DataFrame, cfg: networks.Config,
+             engine: dict | int | None = None, threads: int = 1, extra: dict[str, dict] | None = None,
+             desc: str = "runs", device: str = "cpu") -> list[dict]:
     """Many `run`s ({method, group, split, seed[, keep_model, test, fit, settings]} each; `settings` override `cfg`
-    for that run), in `n_jobs` processes of `threads` torch threads. `extra[split]`: the `extra` sets of that split's runs (the groups share image and song indices).
-    Every run seeds itself, so the results do not depend on n_jobs or on the order in which runs finish."""
-    from joblib import Parallel, delayed
-    extra = extra or {}
-    calls = [delayed(run)(j["method"], datas[j["group"]], splits, j["split"], j["seed"],
-                          dataclasses.replace(cfg, **j.get("settings", {})), extra.get(j["split"]),
-                          j.get("keep_model", False), threads, j.get("test", True), j.get("fit", 0)) for j in jobs]
-    if n_jobs == 1:
-        torch.set_num_threads(threads)
-        return [c[0](*c[1], **c[2]) for c in tqdm(calls, desc=desc, mininterval=5)]
-    gen = Parallel(n_jobs=n_jobs, return_as="generator")(calls)
-    return list(tqdm(gen, total=len(calls), desc=desc, mininterval=5))
+    for that run) through parallel.pmap on `engine` (the params `parallel` section, i2s.parallel.engine; an int is
+    that many local processes), each with `threads` torch threads. `extra[split]`: the `extra` sets of that split's
+    runs (the groups share image and song indices). Every run seeds itself, so the results do not depend on the
+    engine, its worker count or the order in which runs finish. `device`: devices.resolve's (every run uses it)."""
+    if isinstance(engine, int):
+        engine = parallel.engine("local", engine)
+    return parallel.pmap(_run_job, jobs, engine, desc,
+                         shared={"datas": datas, "splits": splits, "cfg": cfg, "extra": extra or {}, "threads": threads,
+                                 "device": device})
 
 
 def results_frame(results: list[dict], part: str = "test") -> pd.DataFrame:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artefacts, lyricdata, networks, text, training
+from . import artefacts, devices, lyricdata, networks, parallel, text, training
 
 READS = ("subset", "splits", "tags")  # what stage 03_tuning reads
 STAGE = "03_tuning"
@@ -83,8 +83,9 @@ def run_stage(values: dict) -> pd.DataFrame:
     cfg = networks.Config.from_params(**values)
     data = lyricdata.build_data(subset, tag_table, values["group"], kv, cfg.top_k, cfg.max_tokens)
     job_list = jobs(values["methods"], values["grid"], values["split"], values["group"], int(values["seed"]))
-    results = training.run_grid(job_list, {values["group"]: data}, splits, cfg, int(values["n_jobs"]),
-                                int(values["threads"]), desc="tuning")
+    engine = parallel.engine(values["backend"], int(values["n_jobs"]), values["scheduler"])
+    results = training.run_grid(job_list, {values["group"]: data}, splits, cfg, engine,
+                                int(values["threads"]), desc="tuning", device=devices.resolve(values["device"]))
     for r, j in zip(results, job_list):
         r["settings"] = j["settings"]
     grid = grid_table(results)

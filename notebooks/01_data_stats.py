@@ -28,6 +28,7 @@ min_count = 5                            # Section 5.1: songs with at least 5 tr
 per_song = 5                             # ... each kept to its 5 best-liked triplets
 dagger_test_songs = 100                  # dagger split: 100 random test songs
 split_seed = 0
+more_than = 50                           # the frequent songs: more than 50 triplets (Figs. 7-8, the supplement)
 vectors = "glove-6b-50d"                 # lyric_model.vectors: the word vectors the lyric models read (for the OOV counts)
 
 # %%
@@ -120,9 +121,9 @@ for name, table in (("triplets", kept), ("subset", subset), ("splits", splits)):
 display(tables.save_table(shuttersong.split_sizes(splits), STAGE, "split_sizes"))
 
 # %%
-gt50 = shuttersong.songs_over(kept, 50)
+gt50 = shuttersong.songs_over(kept, more_than)
 tables.save_table(gt50, STAGE, "songs_gt50")  # artefact songs_gt50, read by notebooks 02 and 04
-display(Markdown(f"{len(gt50)} songs have more than 50 triplets; they feed Figures 7-8 and the supplement."))
+display(Markdown(f"{len(gt50)} songs have more than {more_than} triplets; they feed Figures 7-8 and the supplement."))
 display(gt50.head(10))
 
 # %% [markdown]

@@ -35,9 +35,10 @@ min_size = 160                               # shorter image side fed to the net
 random_init_baseline = 1                     # 1: also train the same detector on a randomly initialised trunk
 deep_pool = 3                                # RoI size on the frozen stride-16 stage joined to the region features (0: off)
 n_jobs = 2                                   # processes: the two training runs (ImageNet, random init), then tagging
-tag_songs_gt50 = 0                           # 1: also tag every photo of the songs with > 50 triplets
+tag_songs_gt50 = 1                           # 1: also tag every photo of the songs with > 50 triplets
 top_k = 5                                    # tags kept per image for the attention model (Section 4.3)
 threads = 1                                  # torch threads (2 on 2 shared cores is 10x slower under load)
+device = "auto"                              # parallel section: a GPU when there is one, else the CPU
 
 # %%
 import time
@@ -46,7 +47,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, detection_eval, detector, experiments, figures, imagefiles, paths, scenegraphs, stage,
+from i2s import (artefacts, detection_eval, detector, devices, experiments, figures, imagefiles, paths, scenegraphs, stage,
                  tables, tagging, tagtable)
 
 torch.set_num_threads(threads)
@@ -111,7 +112,8 @@ display(tables.save_table(experiments.vocabulary_sizes(objects, attributes, ours
 
 # %%
 build_kw = {"min_size": min_size, "deep_pool": deep_pool}
-train_kw = {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed}
+dev = devices.resolve(device)
+train_kw = {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed, "device": dev}
 runs = detector.train_or_load(checkpoint and paths.resolve(checkpoint), bool(random_init_baseline), objects, attributes,
                               train, backbone, build_kw, train_kw, n_jobs, threads)
 model, history, train_seconds = runs["ImageNet init"]
@@ -135,7 +137,7 @@ if histories:
 #   attributes annotated anywhere in the image: what the later notebooks consume.
 
 # %%
-preds = {name: tagging.predict(m, test.images, desc=f"test, {name}", threads=threads, n_jobs=n_jobs)
+preds = {name: tagging.predict(m, test.images, desc=f"test, {name}", threads=threads, n_jobs=n_jobs, device=dev)
          for name, (m, _, _) in runs.items()}
 rows = {name: detection_eval.evaluate(runs[name][0], p, test) for name, p in preds.items()}
 ev = rows["ImageNet init"]
@@ -187,7 +189,8 @@ for name, pick in cases.items():
 songs = tagging.song_photos(artefacts.read("subset"), artefacts.read("triplets"), artefacts.read("songs_gt50")["song_id"],
                             bool(tag_songs_gt50))
 t0 = time.perf_counter()
-song_preds = tagging.predict(model, list(songs["image_path"]), desc="song photos", threads=threads, n_jobs=n_jobs)
+song_preds = tagging.predict(model, list(songs["image_path"]), desc="song photos", threads=threads, n_jobs=n_jobs,
+                              device=dev)
 tag_seconds = time.perf_counter() - t0
 images_per_s = len(songs) / tag_seconds
 table = pd.concat([tagtable.tag_table(song_preds, songs.assign(source="song"), objects, attributes, top_k),

@@ -42,6 +42,7 @@ chrono = 200              # chrono initialisation of the LSTM gates (memories up
 seeds = 3
 seed = 0
 threads = 1
+device = "auto"            # parallel section: a GPU when there is one, else the CPU
 
 # %%
 import dataclasses
@@ -54,8 +55,8 @@ from IPython.display import Markdown, display
 
 import matplotlib.pyplot as plt
 
-from i2s import (artefacts, diagnosis, experiments, figures, lyricdata, metrics, networks, oracle, paths, planted,
-                 scoring, stage, tables, tagtable, text, training, tuning)
+from i2s import (artefacts, devices, diagnosis, experiments, figures, lyricdata, metrics, networks, oracle, paths,
+                 planted, scoring, stage, tables, tagtable, text, training, tuning)
 
 STAGE = "03_lyric_model"
 READS = ("subset", "splits", "tags", "tuning_grid", "tuned_settings", "planted_runs", "planted_oracle")
@@ -128,7 +129,8 @@ display(fit[["method", "lr", "width", "width_value", "val_mean_rank_pct", "train
 # %%
 data = lyricdata.build_data(subset, tag_table, group, kv, max_tokens=max_tokens)
 cfg_our = tuning.tuned(cfg, best, "Our")
-runs = [training.run("Our", data, splits, split, seed + k, cfg_our, keep_model=True, fit=tuning.FIT_IMAGES)
+runs = [training.run("Our", data, splits, split, seed + k, cfg_our, keep_model=True, fit=tuning.FIT_IMAGES,
+                     device=devices.resolve(device))
         for k in range(seeds)]
 tables.save_table(training.curves(runs).round(5), STAGE, "training_curves")
 fig = figures.lyric_training_curves({f"seed {r['seed']}": r["history"] for r in runs},
@@ -181,7 +183,8 @@ else:
 
 # %%
 diag_runs = {"forget-gate bias 3 (before)": training.run("Our", data, splits, split, seed, dataclasses.replace(
-                 cfg_our, chrono=0, forget_bias=3.0), keep_model=True, test=False, fit=tuning.FIT_IMAGES),
+                 cfg_our, chrono=0, forget_bias=3.0), keep_model=True, test=False, fit=tuning.FIT_IMAGES,
+                 device=devices.resolve(device)),
              f"chrono {cfg_our.chrono} (now)": runs[0]}
 diag = pd.DataFrame({name: {**{f"∂h/∂x, {d} steps before the end": v for d, v in diagnosis.final_state_sensitivity(
                                  r["model"], data, np.unique(data.image_song.numpy()[idx_train])[:32]).items()},

@@ -41,7 +41,10 @@ top_k = 5                  # footnote 5: the top 5 tags
 pooling = "mean"           # Section 5.1: average pooling of the tag matrix
 seeds = 3                  # every configuration runs with seeds seed, seed+1, ...
 seed = 0
-n_jobs = 2                 # runs in parallel processes ...
+backend = "local"          # parallel section: where the runs go (local processes, or "dask" + scheduler)
+n_jobs = 2
+scheduler = ""
+device = "auto"            # the lyric models: a GPU when there is one, else the CPU
 threads = 1                # ... of this many torch threads each
 bootstrap = 10000          # paired bootstrap resamples (Our-attention vs Our)
 examples = 4               # Figure 6 queries
@@ -54,11 +57,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, oracle, paths, persistence, scoring,
-                 stage, tables, training, tuning)
+from i2s import (artefacts, devices, experiments, figures, lyricdata, metrics, networks, oracle, parallel, paths,
+                 persistence, scoring, stage, supplement, tables, training, tuning)
 
 STAGE = "04_attention"
-READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings")  # notebooks 01's and 02's; each method's tuned setting
+READS = ("subset", "splits", "songs_gt50", "tags", "tuned_settings", "tuning_grid")  # 01's, 02's, 03_tuning's
 stage.check(STAGE, globals())  # the runner's parameter checks, also when run on its own in JupyterLab
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
@@ -91,6 +94,18 @@ extra = {"section": {"gt50": (gt50_queries, gt50_songs)}} if len(gt50_queries) e
 
 
 # %% [markdown]
+# ## Every method at its best setting, and how well it fits
+# Each method trains with the learning rate and width it did best with on validation (stage `03_tuning`, the same
+# four settings for every method; notebook 03 shows the grid and the BiLSTM's training diagnosis). The fit is the mean
+# rank of 300 training photos among all training songs (% of the pool; 50 = chance): a model that cannot fit its own
+# training pairs has not learnt, whatever its architecture could in principle compute.
+
+# %%
+fit = experiments.fit_table(artefacts.read("tuning_grid"), best)
+display(fit)
+display(Markdown(experiments.fit_sentence(fit)))
+
+# %% [markdown]
 # ## Training and scoring every configuration
 # One training loop for all methods (RMSprop, lr 0.001, ρ 0.9, ε 1e-8, batches of 100 image-lyric pairs; early
 # stopping on a validation part of train, never on test). Test scores cover every (image, song) pair of the
@@ -101,18 +116,24 @@ extra = {"section": {"gt50": (gt50_queries, gt50_songs)}} if len(gt50_queries) e
 jobs = tuning.with_settings(training.grid_jobs(METHODS, lyricdata.GROUPS, lyricdata.SPLITS, seeds, seed, keep="dagger"),
                            best)
 t0 = time.perf_counter()
-results = training.run_grid(jobs, datas, splits, cfg, n_jobs, threads, extra, "Table 2 runs")
+results = training.run_grid(jobs, datas, splits, cfg, parallel.engine(backend, n_jobs, scheduler), threads, extra,
+                            "Table 2 runs", devices.resolve(device))
 grid_s = time.perf_counter() - t0
 runs = training.results_frame(results)
 runs.to_csv(paths.output(STAGE, "runs.csv"), index=False)
-display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({n_jobs} processes × {threads} thread)."))
+display(Markdown(f"{len(results)} runs in {grid_s / 60:.1f} min ({backend}: {n_jobs} processes × {threads} thread)."))
 
 # %% [markdown]
 # The first seed's model of every method × tag group on the dagger split is kept in `data/04_attention/models/`
-# (`persistence.load_model`), for `notebooks/explore.ipynb`.
+# (`persistence.load_model`), for `notebooks/explore.ipynb`. The section split's models, scored on the frequent songs'
+# held-out photos (Figures 7-8 below), are also supplement Table 1's rows for the paper's methods: notebook 07 reads
+# them (`data/04_attention/frequent/`) instead of training the same models again.
 
 # %%
 saved = persistence.save_kept_models(results, datas, splits, val_fraction)
+if len(gt50_queries):  # the section models on the frequent songs: supplement Table 1's rows, read by notebook 07
+    supplement.write_frequent(artefacts.path("table2_frequent"), *supplement.frequent_tables(
+        [r for r in results if r["split"] == "section"], data0, "gt50", "paper_methods", cfg))
 
 # %% [markdown]
 # ## Table 2: dagger († unseen test songs) and section (§ all songs, unseen images)

@@ -41,7 +41,10 @@ group = "obj-attr"         # song2image section: the tag group of Table 3
 top_k = 5                  # Schwarz: the image's top-K tag words
 seeds = 3                  # Our runs with seeds seed, seed+1, ...
 seed = 0
+backend = "local"          # parallel section: where the runs go (local processes, or "dask" + scheduler)
 n_jobs = 2
+scheduler = ""
+device = "auto"            # the lyric models: a GPU when there is one, else the CPU
 examples = 4               # Figure 9 lyric queries ...
 top_images = 4             # ... with their top images
 
@@ -54,8 +57,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from i2s import (artefacts, experiments, figures, lyricdata, metrics, networks, oracle, paths, scoring, song2image,
-                 stage, tables, training, tuning)
+from i2s import (artefacts, devices, experiments, figures, lyricdata, metrics, networks, oracle, parallel, paths,
+                 scoring, song2image, stage, tables, training, tuning)
 
 STAGE = "05_song2image"
 READS = ("subset", "splits", "tags", "tuned_settings")  # notebooks 01's and 02's; Our's setting chosen on validation (03)
@@ -102,7 +105,8 @@ r_schwarz = song2image.song2image_ranks(s_schwarz, data, songs, images)
 jobs = training.grid_jobs(["Our"], [group], [SPLIT], seeds, seed, keep=SPLIT)
 jobs = [{**j, "keep_model": True} for j in jobs]  # every seed's model scores the images
 t0 = time.perf_counter()
-results = training.run_grid(jobs, {group: data}, splits, cfg, n_jobs, threads, desc="Our (song2image)")
+results = training.run_grid(jobs, {group: data}, splits, cfg, parallel.engine(backend, n_jobs, scheduler), threads,
+                            desc="Our (song2image)", device=devices.resolve(device))
 grid_s = time.perf_counter() - t0
 s_ours = {r["seed"]: scoring.score(r["model"], data, images, songs).T for r in results}
 r_ours = {k: song2image.song2image_ranks(s, data, songs, images) for k, s in s_ours.items()}

@@ -135,3 +135,9 @@ def test_chance_is_exact_for_one_and_for_several_relevant_items():
     rel[:, :3] = True
     sim = metrics.first_relevant_ranks(rng.random(rel.shape), rel)
     assert metrics.recall_at_k(sim, 5) == pytest.approx(metrics.chance(30, ["R@5"], 3)["R@5"], abs=2.5)
+
+
+def test_values_equal_up_to_float_rounding_are_ties_not_wins():
+    long = pd.DataFrame({"method": ["A", "B"], "tags": ["obj", "obj"], "metric": ["R@5", "R@5"],
+                         OURS: [12.466666666666669, 12.466666666666667], "paper": [1.0, 2.0]})
+    assert tables.agreement(long, OURS, "A", "B") == {"cells": 1, "ours": 0, "paper": 0}

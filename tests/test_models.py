@@ -360,3 +360,23 @@ def test_mrl_and_bai_negatives_come_from_all_training_lyrics_not_the_batch():
     assert len(set(neg) - set(batch)) > 80                      # drawn from the whole pool, not the batch
     with pytest.raises(ValueError, match="two songs"):
         training.negative_songs(batch, np.array([3]), rng)
+
+
+def test_the_device_switch_takes_a_gpu_only_when_there_is_one():
+    from i2s import devices
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert devices.resolve("auto") == want and devices.resolve("cpu") == "cpu"
+    with pytest.raises(ValueError, match="parallel.device"):
+        devices.resolve("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            devices.resolve("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here: the CUDA path runs where there is one")
+@pytest.mark.parametrize("method", ["BoW", "Our", "Our-attention"])
+def test_a_run_on_the_gpu_ranks_like_the_cpu(tiny, method):
+    data, splits = tiny
+    cpu = training.run(method, data, splits, "dagger", 0, CFG, device="cpu")
+    gpu = training.run(method, data, splits, "dagger", 0, CFG, device="cuda")
+    assert np.abs(cpu["test"]["ranks"] - gpu["test"]["ranks"]).mean() < 1.0

@@ -1,10 +1,12 @@
 """Tests for i2s.mrcca (MR-CCA music-image matching)."""
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 from sklearn.cross_decomposition import CCA as SkCCA
 from sklearn.metrics import adjusted_rand_score
 
+from i2s import mrcca
 from i2s.mrcca import (MRCCA, cca, closest_score, consistency, dtrt_distances,
                        ensemble_score, fit_cca, fit_dtrt, normalized_cut,
                        pairwise_distance, rank_weights, select_references,
@@ -243,3 +245,177 @@ def test_cca_falls_back_to_gesvd_when_gesdd_does_not_converge(monkeypatch):
     np.testing.assert_allclose(got.corrs, want.corrs, rtol=1e-8)
     with pytest.raises(ValueError, match="non-finite"):
         mrcca.fit_cca(np.full((5, 2), np.nan), Y[:5], 1)
+
+
+# ------------------------------------------------------ fast path vs reference ---
+def protocol_toy(n_seg=240, seed=0):
+    """A small protocol dataset: segments of videos in 3 music styles, 1-2 frames each, 3 votes per pair."""
+    rng = np.random.default_rng(seed)
+    n_vid = 40
+    style = rng.integers(3, size=n_vid)
+    seg_video = np.sort(rng.integers(n_vid, size=n_seg))
+    z = rng.normal(0, 3, (3, 4))[style[seg_video]] + rng.normal(0, 0.6, (n_seg, 4))
+    post = np.exp(z @ rng.normal(size=(4, 5)) / 2)
+    music = np.hstack([z, post / post.sum(1, keepdims=True)])
+    frame_segment = np.repeat(np.arange(n_seg), 1 + rng.integers(0, 2, size=n_seg))
+    maps = rng.normal(size=(3, 4, 6))
+    implied = np.einsum("ni,nij->nj", z, maps[style[seg_video]])
+    look = implied[frame_segment] + rng.normal(0, 1.0, (len(frame_segment), 6))
+    hist = np.exp(look[:, :3] / 3)
+    images = np.hstack([look, hist / hist.sum(1, keepdims=True)]).astype(np.float32)
+    first = np.searchsorted(frame_segment, np.arange(n_seg))
+    labelled = np.flatnonzero(rng.random(n_seg) < 0.8)
+    other = rng.integers(len(frame_segment), size=len(labelled))
+    clash = seg_video[frame_segment[other]] == seg_video[labelled]
+    other[clash] = (other[clash] + len(frame_segment) // 2) % len(frame_segment)
+    own = first[labelled]
+    gap = (((look[other] - implied[labelled]) ** 2).sum(1) - ((look[own] - implied[labelled]) ** 2).sum(1)) / 10
+    votes = [pd.DataFrame({"segment": labelled, "frame_mv": own, "frame_random": other, "labeler": k,
+                           "prefers_mv": rng.random(len(labelled)) < 1 / (1 + np.exp(-gap))}) for k in range(3)]
+    prefs = pd.concat(votes, ignore_index=True)
+    keep = seg_video[frame_segment[prefs["frame_random"]]] != seg_video[prefs["segment"]]
+    return dict(music=music, images=images, frame_segment=frame_segment, prefs=prefs[keep].reset_index(drop=True),
+                n_train=int(0.75 * n_seg), n_components=4, combine="mean",
+                image_blocks=[slice(0, 6), slice(6, 9)], image_metrics=["l2", "hellinger"],
+                music_blocks=[slice(0, 4), slice(4, 9)], music_metrics=["l2", "hellinger"])
+
+
+@pytest.fixture(scope="module")
+def ptoy():
+    return protocol_toy()
+
+
+SCORE_COLUMNS = [f"{p}{m}{u}" for p in ("", "val ") for m in ("c-cca", "cr-cca", "mr-cca") for u in ("", " unanimous")]
+
+
+@pytest.mark.parametrize("combine", ["mean", "concat"])
+def test_fast_path_equals_reference(ptoy, combine):
+    # float32 distances carry ~1e-6 relative error and the ranking SVM stops at a tolerance, so scores differ
+    # in the 5th-6th digit: a vote can only flip if its two pairs score within that, i.e. about never
+    data = {**ptoy, "combine": combine}
+    for K in (2, 3):
+        fast = mrcca.run_setting(**data, K=K, d=[3, 5], seed=4, val_fraction=0.2, details=True)
+        for row in fast:
+            ref = mrcca.run_repeat(**data, K=K, d=row["d"], seed=4, val_fraction=0.2)
+            inp = mrcca.repeat_inputs(data["music"], data["frame_segment"], data["prefs"], data["n_train"], 4, 0.2,
+                                      data["music_blocks"], data["music_metrics"])
+            model = MRCCA(n_clusters=K, d=row["d"], n_components=4, combine=combine, seed=4,
+                          image_blocks=data["image_blocks"], image_metrics=data["image_metrics"],
+                          music_blocks=data["music_blocks"], music_metrics=data["music_metrics"])
+            model.fit(data["images"][inp.frames], inp.music_z[data["frame_segment"][inp.frames]], inp.fit_votes)
+            np.testing.assert_array_equal(row["labels"], model.labels_)
+            assert row["temperature"] == model.temperature_
+            for cm, fc in zip(model.clusters_, row["clusters"]):
+                np.testing.assert_allclose(fc["sigma_img"], cm.dtrt_img.sigmas, rtol=1e-5)
+                np.testing.assert_allclose(fc["sigma_mus"], cm.dtrt_mus.sigmas, rtol=1e-5)
+                np.testing.assert_allclose(fc["cca"].corrs, cm.cca.corrs, rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(fc["W"], cm.W, rtol=1e-2, atol=1e-3)
+            for col in SCORE_COLUMNS:
+                n = row["test_votes"] if not col.startswith("val") else row["val_votes"]
+                assert abs(row[col] - ref[col]) <= 1 / n, col
+            assert row["train_votes"] == ref["train_votes"] and row["val_votes"] == ref["val_votes"] > 0
+
+
+def test_fast_cca_equals_reference_cca(monkeypatch):
+    X, Y = correlated(n=600, seed=2)
+    X = np.hstack([X, X[:, :2] ** 2]).astype(np.float32)
+    ref, fast = fit_cca(X, Y, 3), mrcca.fit_cca_fast(X, Y, 3)
+    np.testing.assert_allclose(fast.corrs, ref.corrs, rtol=1e-5)
+    # directions agree up to a sign per pair, which the products (A x)_k (B y)_k do not see
+    np.testing.assert_allclose(fast.transform_x(X) * fast.transform_y(Y), ref.transform_x(X) * ref.transform_y(Y),
+                               rtol=1e-3, atol=1e-4)
+    # a big enough problem takes the ARPACK branch: same top correlations
+    monkeypatch.setattr(mrcca, "SVD_DENSE_MAX", 20)
+    Xb = np.random.default_rng(0).normal(size=(900, 60))
+    Yb = Xb[:, ::-1] + np.random.default_rng(1).normal(size=Xb.shape)
+    np.testing.assert_allclose(mrcca.fit_cca_fast(Xb, Yb, 5).corrs, fit_cca(Xb, Yb, 5).corrs, rtol=1e-5)
+
+
+def test_sigma_is_the_median_of_nonzero_distances_with_duplicates():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 5))
+    X[10:20] = X[0]  # duplicates of a row: their distances to it are 0 and skipped
+    side = mrcca._Side.of(X, [slice(0, 3), slice(3, 5)], ["l2", "l2"])
+    refs = np.array([0, 3, 7, 40, 41])
+    for R in (2, 5):
+        D = dtrt_distances(X, X[refs[:R]], [slice(0, 3), slice(3, 5)], ["l2", "l2"]).reshape(60, 2, R)
+        want = [np.median(D[:, t][D[:, t] > 0]) for t in range(2)]
+        got = mrcca._sigmas(side, np.arange(60), refs, [R])[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_kth_smallest_is_exact():
+    rng = np.random.default_rng(9)
+    X = rng.gamma(2, size=(700, 90)).astype(np.float32)[:, :60]
+    ks = np.array([X.size // 2 - 1, X.size // 2, 5, X.size - 1])
+    np.testing.assert_array_equal(mrcca._kth_smallest(X, ks), np.partition(X.ravel(), ks)[ks])
+
+
+def test_reference_sets_nest_across_d():
+    labels = np.repeat([0, 1], [90, 45])
+    for mode in ("local", "global"):
+        small, big = select_references(labels, 9, 3, mode), select_references(labels, 3, 3, mode)
+        for s, b in zip(np.atleast_2d(small) if mode == "global" else small,
+                        np.atleast_2d(big) if mode == "global" else big):
+            assert set(s) < set(b)
+
+
+# ------------------------------------------------------------- the protocol ---
+def test_validation_selection_never_reads_test_votes(ptoy):
+    grid = [{"K": k, "d": [3, 6], "seed": s, "val_fraction": 0.3} for k in (2, 3) for s in (0, 1)]
+    runs = mrcca.sweep(grid, {"backend": "local", "n_jobs": 1}, **ptoy)
+    # flip every vote on segments that are test segments in both repeats
+    test_both = ~(mrcca.repeat_split(240, ptoy["n_train"], 0) | mrcca.repeat_split(240, ptoy["n_train"], 1))
+    prefs = ptoy["prefs"].copy()
+    hit = test_both[prefs["segment"].to_numpy()]
+    assert hit.sum() > 20
+    prefs.loc[hit, "prefers_mv"] = ~prefs.loc[hit, "prefers_mv"]
+    flipped = mrcca.sweep(grid, {"backend": "local", "n_jobs": 1}, **{**ptoy, "prefs": prefs})
+    val_cols = [c for c in SCORE_COLUMNS if c.startswith("val")]
+    pd.testing.assert_frame_equal(runs[val_cols], flipped[val_cols])
+    assert not runs["mr-cca"].equals(flipped["mr-cca"])  # the perturbation did reach the test columns
+    a, b = mrcca.select_on_validation(runs), mrcca.select_on_validation(flipped)
+    pd.testing.assert_frame_equal(a.loc[[0], ["K", "d", "val"]], b.loc[[0], ["K", "d", "val"]])
+    assert a.loc[0, "selection"].startswith("validation") and "test-argmax" in a.loc[1, "selection"]
+
+
+def test_protocol_tables_share_runs_and_keep_order(ptoy):
+    configs, wanted = mrcca.protocol_configs(repeats=2, k_values=[2, 3], d_for_k_sweep=4, d_values=[3, 4],
+                                             k_for_d_sweep=3, table1=(2, 4), table1_repeats=1, settings=((2, 5),),
+                                             val_fraction=0.2)
+    # a (repeat, K) clusters once: K=3 at d 3, 4 is one task; K=2 carries d 4 and the extra setting's 5
+    local = [c for c in configs if not c["alone"]]
+    assert sorted(len(c["d"]) for c in local) == [2, 2, 2, 2]
+    tables = mrcca.run_protocol(configs, wanted, {"backend": "local", "n_jobs": 1}, **ptoy)
+    assert len(tables["fig2a"]) == 4 and len(tables["fig2b"]) == 4 and len(tables["settings"]) == 2
+    assert sorted(tables["table1"]["references"]) == ["global", "local"]
+    shared = tables["fig2a"].query("K == 3").reset_index(drop=True)
+    np.testing.assert_array_equal(shared["mr-cca"], tables["fig2b"].query("d == 4")["mr-cca"])
+    assert list(tables["fig2a"]["K"]) == [2, 3, 2, 3] and list(tables["fig2a"]["seed"]) == [0, 0, 1, 1]
+
+
+def test_findings_quote_only_the_paper_numbers_given(ptoy):
+    runs = mrcca.sweep([{"K": 2, "d": [3, 4], "seed": 0}, {"K": 3, "d": [3], "seed": 0},
+                        {"K": 2, "d": [3], "seed": 0, "references": "global"}], 1, **ptoy)
+    runs_k, runs_d = runs.query("d == 3 and references == 'local'"), runs.query("K == 2 and references == 'local'")
+    runs_ref = runs.query("K == 2 and d == 3")
+    plain = " ".join(mrcca.findings(runs_k, runs_d, runs_ref))
+    assert "80.35" not in plain and "18.7" not in plain and "paper: always" in plain
+    quoted = " ".join(mrcca.findings(runs_k, runs_d, runs_ref, {"consistency %": {"local": 1.5, "global": 2.5},
+                                                                "training s": {"local": 2.0, "global": 5.0}}))
+    assert "1.50% vs 2.50%" in quoted and "2.5× as long" in quoted
+
+
+def test_fast_cca_on_distinct_music_rows_equals_cca_on_repeated_rows():
+    # frames of a segment share its music: fitting on the distinct rows with a row map is the same CCA
+    X, Y = correlated(n=400, seed=5)
+    y_rows = np.sort(np.random.default_rng(0).integers(150, size=400))
+    used, y_rows = np.unique(y_rows, return_inverse=True)
+    Yd = Y[:len(used)]
+    ref, fast = fit_cca(X, Yd[y_rows], 3), mrcca.fit_cca_fast(X, Yd, 3, y_rows=y_rows[::-1][::-1])
+    np.testing.assert_allclose(fast.corrs, ref.corrs, rtol=1e-5)
+    np.testing.assert_allclose(fast.transform_x(X) * fast.transform_y(Yd[y_rows]),
+                               ref.transform_x(X) * ref.transform_y(Yd[y_rows]), rtol=1e-3, atol=1e-4)
+    shuffled = np.random.default_rng(1).permutation(400)  # rows need not come grouped
+    again = mrcca.fit_cca_fast(X[shuffled], Yd, 3, y_rows=y_rows[shuffled])
+    np.testing.assert_allclose(again.corrs, ref.corrs, rtol=1e-5)

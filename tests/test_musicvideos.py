@@ -66,9 +66,12 @@ def test_preference_triples_split_as_the_protocol():
                           "labeler": 0, "prefers_mv": [True, False, True]})
     frame_segment = np.array([0, 1, 2])
     train = np.array([True, True, False])
-    tr, te = mrcca.preference_triples(prefs, frame_segment, train)
+    (tr, val, te), _ = mrcca.preference_triples(prefs, frame_segment, train)
     assert tr.tolist() == [[1, 0, 1]]  # segment 1's vote preferred the random frame 0; seg 0's used a test frame
-    assert te.tolist() == [[2, 2, 1]]
+    assert te.tolist() == [[2, 2, 1]] and len(val) == 0
+    # segment 1 held out for validation: its vote validates, and no vote is left to fit on
+    (tr, val, te), _ = mrcca.preference_triples(prefs, frame_segment, train, np.array([False, True, False]))
+    assert len(tr) == 0 and val.tolist() == [[1, 0, 1]] and te.tolist() == [[2, 2, 1]]
 
 
 def test_one_repeat_runs_and_scores_all_methods(mv):
@@ -83,3 +86,37 @@ def test_one_repeat_runs_and_scores_all_methods(mv):
     for m in mrcca.METHODS:
         assert 0 <= r[m] <= 1
     assert r["train_votes"] > 0 and r["test_votes"] > 0
+
+
+def test_histogram_blocks_equal_np_histogram():
+    # the bincount histograms must give np.histogram's bins exactly, edges included
+    rng = np.random.default_rng(1)
+    img = Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8))
+    f = features.image_features(img)
+    im = img.resize((features.WORK_SIZE, features.WORK_SIZE), Image.BILINEAR)
+    rgb = np.asarray(im, np.float32) / 255
+    hsv = np.asarray(im.convert("HSV"), np.float32) / 255
+    gy, gx = np.gradient(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+    mag, ang = np.hypot(gx, gy), np.mod(np.arctan2(gy, gx), np.pi)
+    hue, _ = np.histogram(hsv[..., 0], 36, (0, 1), weights=hsv[..., 1])
+    np.testing.assert_array_equal(f[features.block_slices()[0]], (hue / hue.sum()).astype(np.float32))
+    h = 64
+    edge = [np.histogram(ang[sy, sx], 18, (0, np.pi), weights=mag[sy, sx])[0]
+            for sy in (slice(0, h), slice(h, None)) for sx in (slice(0, h), slice(h, None))]
+    np.testing.assert_array_equal(f[features.block_slices()[4]], np.concatenate([e / e.sum() for e in edge]).astype(np.float32))
+    edges = np.linspace(0, np.pi, 19, dtype=np.float32)  # values sitting exactly on an edge
+    np.testing.assert_array_equal(features._bin_index(edges, 18, 0, np.pi), np.r_[np.arange(18), 17])
+
+
+def test_post_effects_look_up_tables_equal_per_pixel_maths():
+    rng = np.random.default_rng(2)
+    img = Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    look = np.array([0.7, -1.3, 0.4, 0.2, 0.0])
+    hsv = np.asarray(img.convert("HSV"), np.float32)
+    hsv[..., 0] = (hsv[..., 0] - look[1] * 18) % 256
+    hsv[..., 1] = np.clip(hsv[..., 1] * np.exp(0.6 * look[2]), 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] * np.exp(0.55 * look[0]), 0, 255)
+    rgb = np.asarray(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"), np.float32)
+    from scipy.ndimage import uniform_filter1d
+    want = uniform_filter1d(rgb, int(round(1 + 5 * (look[3] + 0.3))), axis=1, mode="nearest").clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(musicvideos._post_effects(img, look)), want)

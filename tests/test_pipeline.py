@@ -31,13 +31,17 @@ def _merge(base: dict, over: dict) -> dict:
 GIT = ["git", "-c", "user.name=i2s test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
 
 
-def _run(args, cwd, **kw):
+def _env() -> dict:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("I2S_ROOT", None)
     env.pop("PYTHONPATH", None)  # the copy's own i2s (python -m runs from the project root)
-    p = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    return env
+
+
+def _run(args, cwd, stdout_only=False, **kw):
+    p = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, **kw)
     assert p.returncode == 0, f"{' '.join(args)} failed:\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}"
-    return p.stdout + p.stderr
+    return p.stdout if stdout_only else p.stdout + p.stderr
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +115,7 @@ def test_dvc_metrics_and_plots_work(pipeline):
     assert "01_data_stats" in _run(["dvc", "metrics", "show"], work)
     _run(["dvc", "plots", "show", "-o", "plots_html"], work)
     assert (work / "plots_html" / "index.html").exists()
-    shown = json.loads(subprocess.run(["dvc", "plots", "show", "--json"], cwd=work, capture_output=True, text=True,
-                                      check=True).stdout)
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], work, stdout_only=True))
     assert not shown.get("errors"), shown.get("errors")
     interactive = {k: v for k, v in shown["data"].items() if k.startswith("data/") and k.endswith(".csv")}
     assert len(interactive) == 5, list(shown["data"])

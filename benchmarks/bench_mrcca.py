@@ -1,0 +1,68 @@
+"""MR-CCA training time at the paper's full scale (K = 10, d = 10): one local- and one global-reference fit on
+the fast path, beside the paper's Table 1 seconds (one 2.8 GHz CPU) as ratios, and the fast path's speed-up over
+the reference MRCCA measured in the same run.
+
+Run: `.venv/bin/python -m pytest benchmarks/bench_mrcca.py -q -s` (or `make bench`). Needs a generated world:
+$I2S_MV_WORLD, else data/00_mv_world (`python -m i2s.musicvideos --params params.yaml` with mv_world.scale 1.0
+for full scale). The reference global fit takes tens of minutes; it runs only with I2S_BENCH_GLOBAL_REFERENCE=1.
+Prints, does not assert a speed. Both paths run single-threaded BLAS, as the protocol's workers do. The fast
+path's image embedding (sqrt of the histogram blocks, the same for every fit) is made once beforehand, as sweep
+does; the load average is printed because other jobs on the machine slow both paths alike.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from i2s import mrcca, musicvideos, paths, report
+
+K, D, SEED = 10, 10, 0
+
+
+def _world():
+    root = Path(os.environ.get("I2S_MV_WORLD") or paths.data("00_mv_world"))
+    if not (root / "music.npy").exists():
+        pytest.skip(f"no music-video world at {root} (set I2S_MV_WORLD)")
+    w = musicvideos.load(root)
+    meta = w.meta
+    return w, dict(music=w.music, images=w.images, frame_segment=w.frames["segment"].to_numpy(), prefs=w.prefs,
+                   n_train=int((w.segments["split"] == "train").sum()), combine="mean",
+                   image_blocks=[slice(a, b) for _, a, b, _ in meta["image_blocks"]],
+                   image_metrics=[m for *_, m in meta["image_blocks"]],
+                   music_blocks=[slice(a, b) for _, a, b, _ in meta["music_blocks"]],
+                   music_metrics=[m for *_, m in meta["music_blocks"]])
+
+
+def _paper_seconds():
+    t = report.paper_results().query("table == 'MR-CCA Table 1' and metric == 'training s'")
+    return {ref: float(t.loc[t["method"] == f"MR-CCA {ref} reference", "value"].iloc[0]) for ref in mrcca.REFERENCES}
+
+
+def test_fit_time_against_the_paper_and_the_reference_path():
+    w, data = _world()
+    paper = _paper_seconds()
+    load = os.getloadavg()[0]
+    side = mrcca.embed_images(data["images"], data["image_blocks"], data["image_metrics"])
+    with threadpool_limits(1):
+        fast = {ref: mrcca.run_setting(**data, K=K, d=D, seed=SEED, references=ref, image_side=side)[0]
+                for ref in mrcca.REFERENCES}
+        slow = {"local": mrcca.run_repeat(**data, K=K, d=D, seed=SEED)}
+        if os.environ.get("I2S_BENCH_GLOBAL_REFERENCE") == "1":
+            slow["global"] = mrcca.run_repeat(**data, K=K, d=D, seed=SEED, references="global")
+    print(f"\nMR-CCA fit, K={K}, d={D}, {len(w.music):,} segments, {len(w.frames):,} pairs "
+          f"({fast['local']['train_votes']:,} training votes), 1 BLAS thread, "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:")
+    for ref in mrcca.REFERENCES:
+        s = fast[ref]["fit_s"]
+        line = (f"  {ref:6s} references: fast path {s:7.1f} s = {s / paper[ref]:.3f} x the paper's {paper[ref]:.1f} s"
+                f" | MR-CCA consistency {100 * fast[ref]['mr-cca']:.2f}%")
+        if ref in slow:
+            r = slow[ref]["fit_s"]
+            line += (f" | reference path {r:7.1f} s ({100 * slow[ref]['mr-cca']:.2f}%): "
+                     f"speed-up {r / s:.1f}x")
+        print(line)
+    print(f"  global / local training time: ours {fast['global']['fit_s'] / fast['local']['fit_s']:.1f}x, "
+          f"paper {paper['global'] / paper['local']:.1f}x")
