@@ -251,12 +251,14 @@ def figure_data(fig) -> pd.DataFrame:
         for c in ax.containers:
             if isinstance(c, ErrorbarContainer) and not str(c.get_label()).startswith("_"):
                 line, _, bars = c.lines
-                err = [abs(s[1][1] - s[0][1]) / 2 for s in bars[0].get_segments()] if bars else None
+                # a bar per point with a finite error (NaN errors, e.g. one seed, draw no segment): keyed by its x
+                err = {float(s[0][0]): abs(s[1][1] - s[0][1]) / 2 for s in bars[0].get_segments()
+                       if len(s) == 2} if bars else {}
                 series.append((c.get_label(), line.get_xdata(), line.get_ydata(), err))
         for label, xs, ys, err in series:
-            for i, (x, y) in enumerate(zip(np.asarray(xs, float), np.asarray(ys, float))):
+            for x, y in zip(np.asarray(xs, float), np.asarray(ys, float)):
                 rows.append({"panel": panel, "series": label, "x": x, "y": y,
-                             "yerr": err[i] if err is not None and i < len(err) else np.nan})
+                             "yerr": (err or {}).get(float(x), np.nan)})
     return pd.DataFrame(rows, columns=["panel", "series", "x", "y", "yerr"])
 
 

@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,3 +156,17 @@ def test_savefig_writes_the_data_of_a_figures_lines(in_tmp_root):
     fig, _ = plt.subplots()  # no labelled lines: no data file
     figures.savefig(fig, "06_x", "picture")
     assert not figures.plot_data_file("06_x", "picture").exists()
+
+
+def test_figure_data_keeps_error_bars_by_point_when_some_are_missing():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from i2s import figures
+    fig, ax = plt.subplots()
+    ax.errorbar([0.0, 0.5, 1.0], [10, 20, 30], yerr=[float("nan"), 2.0, 4.0], label="Our")  # one seed at 0
+    ax.errorbar([0.0, 1.0], [5, 6], yerr=[float("nan"), float("nan")], label="BoW")           # one seed everywhere
+    d = figures.figure_data(fig).set_index(["series", "x"])["yerr"]
+    plt.close(fig)
+    assert np.isnan(d["Our", 0.0]) and d["Our", 0.5] == 2.0 and d["Our", 1.0] == 4.0
+    assert d["BoW"].isna().all()
