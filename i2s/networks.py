@@ -249,7 +249,26 @@ class Our(LyricModel):
         return {"pred": self.mlp(self.lstm(self.embed(tokens), lengths)["final"])}
 
 
-class OurAttentionLinear(LyricModel):
+class TagAttended(LyricModel):
+    """The BiLSTM, the tag attention of Eqs. 8-9 and the MLP that both readings of Eq. 10 share."""
+
+    attends = True
+
+    def __init__(self, embedding, out_dim, cfg):
+        super().__init__(embedding, out_dim, cfg)
+        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
+        self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
+        self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
+
+    def query(self, top_tags):
+        return {"b": self.attention.W_vm(super().query(top_tags)["v"])}
+
+    def weights(self, song: dict, query: dict, grid: bool = False) -> torch.Tensor:
+        """The attention weights s_t of Eq. 9 (sum to one over each lyric's real words)."""
+        return self.attention.weights(song["a"], query["b"], song["mask"], grid)
+
+
+class OurAttentionLinear(TagAttended):
     """Our-attention-linear: a linear reading of Eq. 10, kept beside the one as written (`OurAttention`).
 
     Eqs. 8-9 weigh every BiLSTM output h_t by s_t (softmax over the real steps) given the image's ṽ, and Eq. 10
@@ -260,26 +279,11 @@ class OurAttentionLinear(LyricModel):
     without attention, which makes l̃ linear in s: all image-song pairs are scored in batches from one pass per
     song, instead of one LSTM pass per pair.
     """
-    attends = True
-
-    def __init__(self, embedding, out_dim, cfg):
-        super().__init__(embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
-        self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
-        self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
-
     def songs(self, tokens, lengths, index):
         enc = self.lstm(self.embed(tokens), lengths, memory=True)
         n = lengths[:, None, None].to(enc["outputs"].dtype)
         return {"a": self.attention.W_hm(enc["outputs"]), "mask": enc["mask"], "cf": enc["contrib_fwd"] * n,
                 "cb": enc["contrib_bwd"] * n, "of": enc["o_fwd"], "ob": enc["o_bwd"]}
-
-    def query(self, top_tags):
-        return {"b": self.attention.W_vm(super().query(top_tags)["v"])}
-
-    def weights(self, song: dict, query: dict, grid: bool = False) -> torch.Tensor:
-        """The attention weights s_t of Eq. 9 (sum to one over each lyric's real words)."""
-        return self.attention.weights(song["a"], query["b"], song["mask"], grid)
 
     def pairs(self, song, query, grid=False):
         s = self.weights(song, query, grid)
@@ -329,7 +333,7 @@ def rerun(cells: list[nn.LSTM], xproj: torch.Tensor, scale: torch.Tensor, length
     return final
 
 
-class OurAttention(LyricModel):
+class OurAttention(TagAttended):
     """Our with tag attention, Eq. 10 as written: the attended outputs flow through the entire lyric.
 
     A first pass of the BiLSTM gives the outputs h_t; Eqs. 8-9 give their weights s_t for the image (softmax over
@@ -340,14 +344,6 @@ class OurAttention(LyricModel):
     (image, song) pair needs its own second pass: the input projection is computed once per song, only the
     recurrent product runs per pair (`rerun`).
     """
-    attends = True
-
-    def __init__(self, embedding, out_dim, cfg):
-        super().__init__(embedding, out_dim, cfg)
-        self.lstm = BiLSTM(embedding.shape[1], cfg.hidden, cfg.forget_bias, cfg.chrono)
-        self.attention = TagAttention(2 * cfg.hidden, embedding.shape[1], cfg.attention)
-        self.mlp = mlp(2 * cfg.hidden, cfg.mlp_hidden, out_dim)
-
     def songs(self, tokens, lengths, index):
         x = self.embed(tokens)
         enc = self.lstm(x, lengths)
@@ -355,13 +351,6 @@ class OurAttention(LyricModel):
         return {"a": self.attention.W_hm(enc["outputs"]), "mask": enc["mask"], "lengths": lengths, "rev": rev,
                 "xf": F.linear(x, self.lstm.fwd.weight_ih_l0, self.lstm.fwd.bias_ih_l0),
                 "xb": F.linear(_gather_steps(x, rev), self.lstm.bwd.weight_ih_l0, self.lstm.bwd.bias_ih_l0)}
-
-    def query(self, top_tags):
-        return {"b": self.attention.W_vm(super().query(top_tags)["v"])}
-
-    def weights(self, song: dict, query: dict, grid: bool = False) -> torch.Tensor:
-        """The attention weights s_t of Eq. 9 (sum to one over each lyric's real words)."""
-        return self.attention.weights(song["a"], query["b"], song["mask"], grid)
 
     def pairs(self, song, query, grid=False):
         s = self.weights(song, query, grid)
