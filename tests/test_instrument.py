@@ -183,3 +183,44 @@ def test_planted_metrics_are_named_as_the_issue_asks():
     assert m["planted/0/Our/R@10/mean"] == 21.0 and m["planted/1/Our/R@10/std"] == pytest.approx(np.sqrt(2))
     assert m["planted/1/oracle/R@10"] == 40.0
     assert list(planted.summary(runs, oracles).columns) == ["order_signal", "Our mean", "Our std", "oracle (song)"]
+
+
+def _order_toy(n=120, seed=0):
+    """Two classes that use the same words equally often and differ only in the order of a phrase."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    docs = []
+    for c in y:
+        toks = []
+        for _ in range(6):
+            toks += list(rng.permutation(["la", "da", "dum"]))                      # filler, random order
+            toks += ["gold", "river", "wind"] if c == 0 else ["wind", "river", "gold"]
+        docs.append(toks)
+    return docs, y
+
+
+def test_order_probes_see_order_and_the_bag_does_not():
+    from i2s import orderprobe
+    docs, y = _order_toy()
+    code = {"gold", "river", "wind"}
+    assert orderprobe.logistic_accuracy(docs, y, 5, 0) < 0.7                     # counts are equal: chance
+    assert orderprobe.logistic_accuracy([orderprobe.trigrams(d, code) for d in docs], y, 5, 0) > 0.95
+    assert orderprobe.trigrams(["a", "b", "c", "d"]) == ["a_b_c", "b_c_d"]
+    assert orderprobe.trigrams(["a", "b", "c", "d"], {"b", "c", "d"}) == ["b_c_d"]
+
+
+def test_the_bilstm_probe_learns_a_plain_order_code():
+    from gensim.models import KeyedVectors
+    from i2s import orderprobe
+    docs, y = _order_toy(160)
+    kv = KeyedVectors(8)
+    words = ["la", "da", "dum", "gold", "river", "wind"]
+    kv.add_vectors(words, np.random.default_rng(1).normal(size=(len(words), 8)).astype(np.float32))
+    acc = orderprobe.bilstm_accuracy(docs, y, kv, "final", 8, 0, 0.01, 15, 4, 0)
+    assert acc > 0.9
+
+
+def test_a_probe_without_features_is_the_majority_class():
+    from i2s import orderprobe
+    y = np.array([0, 0, 0, 1] * 10)
+    assert orderprobe.logistic_accuracy([[] for _ in y], y, 5, 0) == 0.75
