@@ -57,16 +57,14 @@ def logistic_accuracy(docs: list[list[str]], y: np.ndarray, folds: int, seed: in
 
 
 def _encode(token_lists, kv) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded word indices, lengths (at least 1) and the frozen embedding matrix (row 0: padding)."""
-    vocab = {w: i + 1 for i, w in enumerate(sorted({w for t in token_lists for w in t if w in kv.key_to_index}))}
-    emb = np.zeros((len(vocab) + 1, kv.vector_size), np.float32)
-    for w, i in vocab.items():
-        emb[i] = kv[w]
-    seqs = [[vocab[w] for w in t if w in vocab] or [0] for t in token_lists]
+    """Padded word ids, lengths and the frozen embedding, encoded as Our's lyrics are (`text`: UNK steps kept)."""
+    words = text.vocabulary(token_lists, kv)
+    index = {w: i for i, w in enumerate(words)}
+    seqs = [text.encode(t, index) for t in token_lists]
     x = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
     for i, s in enumerate(seqs):
-        x[i, :len(s)] = torch.tensor(s)
-    return x, torch.tensor([len(s) for s in seqs]), torch.from_numpy(emb)
+        x[i, :len(s)] = torch.from_numpy(s)
+    return x, torch.tensor([len(s) for s in seqs]), torch.from_numpy(text.embedding_matrix(words, kv))
 
 
 def bilstm_accuracy(token_lists, y: np.ndarray, kv, readout: str, hidden: int, chrono: int, lr: float, epochs: int,
