@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from threadpoolctl import threadpool_limits
 
-from i2s import mrcca, musicvideos, paths, report
+from i2s import mrcca, musicvideos, paper, paths
 
 K, D, SEED = 10, 10, 0
 
@@ -37,8 +37,7 @@ def _world():
 
 
 def _paper_seconds():
-    t = report.paper_results().query("table == 'MR-CCA Table 1' and metric == 'training s'")
-    return {ref: float(t.loc[t["method"] == f"MR-CCA {ref} reference", "value"].iloc[0]) for ref in mrcca.REFERENCES}
+    return {ref: paper.result("MR-CCA Table 1", "training s", f"MR-CCA {ref} reference") for ref in mrcca.REFERENCES}
 
 
 def test_fit_time_against_the_paper_and_the_reference_path():

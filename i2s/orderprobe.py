@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
-from . import networks, oracle, planted, synth, text
+from . import networks, oracle, planted, render, synth, text
 
 READOUTS = ("final", "mean")
 
@@ -57,16 +57,53 @@ def logistic_accuracy(docs: list[list[str]], y: np.ndarray, folds: int, seed: in
 
 
 def _encode(token_lists, kv) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded word indices, lengths (at least 1) and the frozen embedding matrix (row 0: padding)."""
-    vocab = {w: i + 1 for i, w in enumerate(sorted({w for t in token_lists for w in t if w in kv.key_to_index}))}
-    emb = np.zeros((len(vocab) + 1, kv.vector_size), np.float32)
-    for w, i in vocab.items():
-        emb[i] = kv[w]
-    seqs = [[vocab[w] for w in t if w in vocab] or [0] for t in token_lists]
+    """Padded word ids, lengths and the frozen embedding, encoded as Our's lyrics are (`text`: UNK steps kept)."""
+    words = text.vocabulary(token_lists, kv)
+    index = {w: i for i, w in enumerate(words)}
+    seqs = [text.encode(t, index) for t in token_lists]
     x = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
     for i, s in enumerate(seqs):
-        x[i, :len(s)] = torch.tensor(s)
-    return x, torch.tensor([len(s) for s in seqs]), torch.from_numpy(emb)
+        x[i, :len(s)] = torch.from_numpy(s)
+    return x, torch.tensor([len(s) for s in seqs]), torch.from_numpy(text.embedding_matrix(words, kv))
+
+
+def _fit_theme(x, lengths, emb, y: np.ndarray, train, val, test, readout: str, hidden: int, chrono: int, lr: float,
+               epochs: int, seed: int, batch: int = 32, patience: int = 0) -> float:
+    """Our's BiLSTM and a linear head trained on the theme of `train`; the test accuracy at the epoch of the best
+    validation accuracy (patience > 0: stop after that many epochs without a better one)."""
+    torch.manual_seed(seed)
+    lstm = networks.BiLSTM(emb.shape[1], hidden, chrono=chrono)
+    head = nn.Linear(2 * hidden, int(y.max()) + 1)
+    opt = torch.optim.RMSprop([*lstm.parameters(), *head.parameters()], lr=lr)
+    labels = torch.as_tensor(np.array(y))  # a copy: y may be a read-only memory map (pmap)
+
+    def logits(idx):
+        enc = lstm(emb[x[idx]], lengths[idx])
+        if readout == "final":
+            return head(enc["final"])
+        return head(enc["outputs"].sum(1) / lengths[idx, None])
+
+    def accuracy(idx):
+        with torch.no_grad():
+            return float((logits(torch.as_tensor(idx)).argmax(1) == labels[idx]).float().mean())
+
+    best_val, at_best, since = -1.0, 0.0, 0
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(train)
+        for b in range(0, len(order), batch):
+            idx = torch.as_tensor(order[b:b + batch])
+            loss = nn.functional.cross_entropy(logits(idx), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        v = accuracy(val)
+        if v > best_val:  # the test songs are read at the epoch validation picks, never to pick it
+            best_val, at_best, since = v, accuracy(test), 0
+        else:
+            since += 1
+            if patience and since >= patience:
+                break
+    return at_best
 
 
 def bilstm_accuracy(token_lists, y: np.ndarray, kv, readout: str, hidden: int, chrono: int, lr: float, epochs: int,
@@ -80,35 +117,7 @@ def bilstm_accuracy(token_lists, y: np.ndarray, kv, readout: str, hidden: int, c
     train = rng.permutation(train)
     n_val = max(1, len(train) // folds)
     val, train = train[:n_val], train[n_val:]
-    torch.manual_seed(seed)
-    lstm = networks.BiLSTM(emb.shape[1], hidden, chrono=chrono)
-    head = nn.Linear(2 * hidden, int(y.max()) + 1)
-    opt = torch.optim.RMSprop([*lstm.parameters(), *head.parameters()], lr=lr)
-    labels = torch.as_tensor(y)
-
-    def logits(idx):
-        enc = lstm(emb[x[idx]], lengths[idx])
-        if readout == "final":
-            return head(enc["final"])
-        return head(enc["outputs"].sum(1) / lengths[idx, None])
-
-    def accuracy(idx):
-        with torch.no_grad():
-            return float((logits(torch.as_tensor(idx)).argmax(1) == labels[idx]).float().mean())
-
-    best_val, at_best = -1.0, 0.0
-    for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(train)
-        for b in range(0, len(order), batch):
-            idx = torch.as_tensor(order[b:b + batch])
-            loss = nn.functional.cross_entropy(logits(idx), labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        v = accuracy(val)
-        if v > best_val:  # the test fold is read at the epoch validation picks, never to pick it
-            best_val, at_best = v, accuracy(test)
-    return at_best
+    return _fit_theme(x, lengths, emb, y, train, val, test, readout, hidden, chrono, lr, epochs, seed, batch)
 
 
 def probe_table(subset: pd.DataFrame, truth_dir, values, kv, hidden: int, chrono: int, lr: float, epochs: int,
@@ -136,6 +145,73 @@ def probe_table(subset: pd.DataFrame, truth_dir, values, kv, hidden: int, chrono
                     rows.append({"order_signal": v, "probe": f"BiLSTM ({readout} states), {name}", "accuracy": acc})
     out = pd.DataFrame(rows)
     out["chance"] = chance
+    return out
+
+
+def curve_songs(subset: pd.DataFrame, truth_dir, n_train: int, n_val: int, seed: int) -> dict[str, pd.DataFrame]:
+    """The learning curve's songs: test = the subset's own songs; train and val = the world's other English songs
+    (each written by the generator, whether or not its Shuttersong lyric file is kept), drawn at random."""
+    test = oracle.signatures(subset, truth_dir)
+    world = oracle.world_songs(truth_dir)
+    others = world[(world["language"] == "en") & ~world["number"].isin(test["number"])]
+    if len(others) < n_train + n_val:
+        raise ValueError(f"order_probe: the world has {len(others)} other English songs, fewer than curve sizes "
+                         f"{n_train} + {n_val} validation")
+    drawn = others.iloc[np.random.default_rng(seed).permutation(len(others))[:n_train + n_val]]
+    return {"train": drawn.iloc[:n_train], "val": drawn.iloc[n_train:], "test": test}
+
+
+def _curve_point(job, x, lengths, emb, y, parts, hidden, chrono, lr, epochs, seed, patience, threads=1):
+    torch.set_num_threads(threads)
+    train = parts["train"][:job["n"]]
+    return _fit_theme(x, lengths, emb, y, train, parts["val"], parts["test"], job["readout"], hidden, chrono, lr,
+                      epochs, seed, patience=patience)
+
+
+def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chrono: int, lr: float, epochs: int,
+                   seed: int, n_val: int = 300, patience: int = 5, value: float = 1.0, parallel=None) -> pd.DataFrame:
+    """Theme accuracy on the subset's songs at order_signal `value` against the number of training songs: the
+    BiLSTM probes (both readouts) and the logistic bag-of-words and word-trigram probes, all trained on the
+    first n of the same draw of other songs, the BiLSTM's epoch chosen on `n_val` further songs."""
+    from .parallel import pmap
+    sizes = sorted({int(n) for n in sizes})
+    songs = curve_songs(subset, truth_dir, max(sizes), n_val, seed)
+    table = pd.concat([songs["train"], songs["val"], songs["test"]])
+    wp = oracle.world_params(truth_dir)
+    lw = synth.lyric_world(wp.seed, wp.song_link, float(value), wp.difficulty)
+    scenes = render.load_scenes()
+    toks = [text.tokenize(synth.song_lyric(r, lw, scenes, int(r["number"]))) for _, r in table.iterrows()]
+    themes = sorted(set(table["theme"]))
+    y = np.array([themes.index(t) for t in table["theme"]])
+    n_tr, n_va = len(songs["train"]), len(songs["val"])
+    parts = {"train": np.arange(n_tr), "val": np.arange(n_tr, n_tr + n_va), "test": np.arange(n_tr + n_va, len(y))}
+    test_y = y[parts["test"]]
+    chance = float(np.bincount(test_y).max() / len(test_y))
+    rows = []
+    for n in sizes:
+        tr = parts["train"][:n]
+        for name, docs in (("bag of words", toks), ("word trigrams", [trigrams(t) for t in toks])):
+            vec = CountVectorizer(analyzer=lambda d: d)
+            clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform([docs[i] for i in tr]), y[tr])
+            pred = clf.predict(vec.transform([docs[i] for i in parts["test"]]))
+            rows.append({"train_songs": n, "probe": f"logistic, {name}", "accuracy": float((pred == test_y).mean())})
+    x, lengths, emb = _encode(toks, kv)
+    jobs = sorted(({"n": n, "readout": r} for n in sizes for r in READOUTS), key=lambda j: -j["n"])
+    accs = pmap(_curve_point, jobs, parallel, desc="order probe: learning curve",
+                shared=dict(x=x, lengths=lengths, emb=emb, y=y, parts=parts, hidden=hidden, chrono=chrono, lr=lr,
+                            epochs=epochs, seed=seed, patience=patience))
+    rows += [{"train_songs": j["n"], "probe": f"BiLSTM ({j['readout']} states), whole lyric", "accuracy": a}
+             for j, a in zip(jobs, accs)]
+    out = pd.DataFrame(rows).sort_values(["probe", "train_songs"], ignore_index=True)
+    out["order_signal"], out["test_songs"], out["chance"] = float(value), len(test_y), chance
+    return out
+
+
+def curve_metrics(curve: pd.DataFrame) -> dict:
+    """Flat metrics: probe_curve/<n>/<probe>/accuracy and probe_curve/chance."""
+    out = {f"probe_curve/{r.train_songs}/{r.probe}/accuracy": float(r.accuracy) for r in curve.itertuples()}
+    if len(curve):
+        out["probe_curve/chance"] = float(curve["chance"].iloc[0])
     return out
 
 

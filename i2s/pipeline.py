@@ -66,7 +66,7 @@ STAGES = {s.name: s for s in (
     Stage("03_planted", (*LYRIC_TRAINING, "attention.attention", "attention.top_k", "attention.pooling", "planted",
                          "parallel"),
           entry="i2s.planted:run_stage", files=("lyric_model.vectors",)),
-    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model", "order_probe", "parallel.device"),
+    Stage("03_lyric_model", ("data_stats.world_truth", "lyric_model", "order_probe", "parallel"),
           files=("lyric_model.vectors", "data_stats.world_truth")),
     Stage("04_attention", ("data_stats.world_truth", *LYRIC_TRAINING, "attention", "parallel"),
           files=("lyric_model.vectors", "data_stats.world_truth")),

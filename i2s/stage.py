@@ -57,7 +57,7 @@ class Progress:
             self.last = time.perf_counter()
 
     def left(self) -> str:
-        """The time left: the last run's remaining cell times (or its total), else the pace of the cells done."""
+        """The time left: the last run's remaining cell times (or its total); on a first run, the cells done."""
         now = time.perf_counter()
         cells = self.previous.get("cells")
         if cells and len(cells) == len(self.cells) and self.cell is not None:
@@ -66,10 +66,11 @@ class Progress:
         if self.previous.get("seconds"):
             return f"about {_minutes(max(0.0, self.previous['seconds'] - (now - self.t0)))} left (last run took " \
                    f"{_minutes(self.previous['seconds'])})"
+        # no pace from cell counts: one cell may hold the whole stage (a sweep), so such a guess misleads;
+        # a tqdm bar's own line gives its estimate
         done = sum(1 for i in self.code if i in self.durations)
-        if done and self.code:
-            return f"about {_minutes((now - self.t0) / done * (len(self.code) - done))} left (first run here: by cell count)"
-        return "time left unknown (first run here)"
+        return f"time left unknown (first run here; {done}/{len(self.code)} cells done)" if self.code else \
+            "time left unknown (first run here)"
 
     def cell_start(self, cell, cell_index: int, **_) -> None:
         """nbclient's on_cell_start hook: say which section and cell starts."""

@@ -49,6 +49,12 @@ probe_epochs = 30
 probe_folds = 5
 probe_lr = 0.003
 probe_seed = 0
+curve_sizes = [500, 1000, 2000]  # the BiLSTM probes' learning curve (training songs)
+curve_val = 300
+curve_patience = 5
+backend = "local"          # parallel section: where the curve's points run
+n_jobs = 2
+scheduler = ""
 
 # %%
 import dataclasses
@@ -62,7 +68,7 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 
 from i2s import (artefacts, devices, diagnosis, experiments, figures, lyricdata, metrics, networks, oracle, orderprobe,
-                 paths, planted, scoring, stage, tables, tagtable, text, training, tuning)
+                 parallel, paths, planted, scoring, stage, tables, tagtable, text, training, tuning)
 
 STAGE = "03_lyric_model"
 READS = ("subset", "splits", "tags", "tuning_grid", "tuned_settings", "planted_runs", "planted_oracle")
@@ -290,7 +296,33 @@ else:
     probe_metrics = {}
 
 # %% [markdown]
-# ## Metrics
+# ### Is it the number of songs? The BiLSTM probes' learning curve
+# The subset has a few hundred songs. The world has thousands more English songs whose lyrics the generator can
+# write at order_signal 1, so the same BiLSTM probes (and, beside them, the logistic probes on the bag of words and
+# on word trigrams) are trained on the first n of a random draw of them, their epoch chosen on further songs, and
+# tested on the subset's own songs. If accuracy climbs with n, the model class can read the code and the sweep's
+# chance-level result at Shuttersong's size is a matter of data, not of the world or of the code.
+
+# %%
+if len(planted_runs):
+    curve = orderprobe.learning_curve(subset, truth, curve_sizes, kv, hidden, chrono, probe_lr, probe_epochs,
+                                      probe_seed, curve_val, curve_patience, max(probe_values),
+                                      parallel.engine(backend, n_jobs, scheduler))
+    display(tables.save_table(curve.round(3), STAGE, "order_probe_curve"))
+    wide = curve.pivot(index="train_songs", columns="probe", values="accuracy").reset_index()
+    ax = figures.mean_std_lines(wide, "train_songs", [c for c in wide.columns if c != "train_songs"],
+                                f"Theme from lyric at order_signal {max(probe_values):g}: accuracy on the "
+                                f"{curve['test_songs'].iloc[0]} subset songs", "accuracy")
+    ax.axhline(curve["chance"].iloc[0], color="gray", lw=0.8, ls="--", label="majority theme")
+    ax.set_xscale("log")
+    ax.legend(fontsize=7)
+    figures.savefig(ax.figure, STAGE, "order_probe_curve")
+    plt.show()
+    at_most = curve[curve["train_songs"] == curve["train_songs"].max()].set_index("probe")["accuracy"]
+    display(Markdown(f"With {curve['train_songs'].max():,} training songs (chance {curve['chance'].iloc[0]:.3f}): "
+                     + "; ".join(f"{k} {v:.3f}" for k, v in at_most.items()) + "."))
+    probe_metrics.update(orderprobe.curve_metrics(curve))
+
 
 # %%
 agg = test[list(names)].agg(["mean", "std"])

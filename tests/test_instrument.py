@@ -224,3 +224,25 @@ def test_a_probe_without_features_is_the_majority_class():
     from i2s import orderprobe
     y = np.array([0, 0, 0, 1] * 10)
     assert orderprobe.logistic_accuracy([[] for _ in y], y, 5, 0) == 0.75
+
+
+def test_the_learning_curve_trains_on_other_songs_and_tests_on_the_subset(tiny):
+    from gensim.models import KeyedVectors
+    from i2s import orderprobe
+    world, _, subset = tiny
+    songs = orderprobe.curve_songs(subset, world / "truth", 12, 6, seed=0)
+    test = set(songs["test"]["number"])
+    assert test == set(oracle.signatures(subset, world / "truth")["number"])  # the subset's own songs
+    drawn = list(songs["train"]["number"]) + list(songs["val"]["number"])
+    assert len(set(drawn)) == 18 and not set(drawn) & test  # never a subset song in training or validation
+    assert list(orderprobe.curve_songs(subset, world / "truth", 6, 6, seed=0)["train"]["number"]) == drawn[:6]  # nested
+    with pytest.raises(ValueError, match="other English songs"):
+        orderprobe.curve_songs(subset, world / "truth", 10**6, 6, seed=0)
+    kv = KeyedVectors(8)
+    words = sorted({w for t in subset["lyric"] for w in text.tokenize(t)})
+    kv.add_vectors(words, np.random.default_rng(1).normal(size=(len(words), 8)).astype(np.float32))
+    curve = orderprobe.learning_curve(subset, world / "truth", [6, 12], kv, 4, 0, 0.01, 2, 0, 6, 1,
+                                      parallel={"backend": "local", "n_jobs": 1})
+    assert set(curve["train_songs"]) == {6, 12} and curve["test_songs"].iloc[0] == len(test)
+    assert len(curve) == 2 * (2 + len(orderprobe.READOUTS)) and curve["accuracy"].between(0, 1).all()
+    assert set(orderprobe.curve_metrics(curve)) >= {"probe_curve/12/logistic, word trigrams/accuracy", "probe_curve/chance"}

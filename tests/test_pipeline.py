@@ -7,6 +7,8 @@ explorer in a real JupyterLab.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -267,7 +269,8 @@ def test_an_experiment_on_one_stage_shows_in_exp_show(clone):
     out = _run(["dvc", "exp", "run", "-S", "data_stats.split_seed=1", "01_data_stats"], clone, timeout=600)
     assert "Running stage '01_data_stats'" in out and "Running stage '02_tag_detector'" not in out, out[-2000:]
     table = _run(["dvc", "exp", "show", "--csv"], clone)
-    header, *rows = [r.split(",") for r in table.strip().splitlines()]
+    # csv, not split(","): list-valued params (e.g. `splits`) are quoted fields with commas inside
+    header, *rows = list(csv.reader(io.StringIO(table.strip())))
     col = header.index("data_stats.split_seed")
     assert {r[col] for r in rows} >= {"0", "1"}, table  # the committed run and the experiment, side by side
     assert any(h.startswith("triplets") or h.endswith("triplets") for h in header), header  # 01's metrics columns

@@ -39,13 +39,13 @@ def test_a_notebook_stage_says_its_cells_its_bars_and_the_time_left(tmp_path):
     assert executed.metadata["widgets"]  # the executed notebook keeps its own widget bar
 
 
-def test_an_estimate_comes_from_the_last_run_else_from_the_cells_done():
+def test_an_estimate_comes_from_the_last_run_and_a_first_run_only_counts_cells():
     p = stage.Progress("00_x", previous={"seconds": 600, "cells": None}, out=io.StringIO())
     assert p.left().startswith("about 10.0 min left (last run took 10.0 min)")
     p = stage.Progress("00_x", cells=[{"cell_type": "code"}] * 4, out=io.StringIO())
-    assert p.left() == "time left unknown (first run here)"
-    p.durations[0] = 1.0
-    assert "first run here: by cell count" in p.left()
+    assert p.left() == "time left unknown (first run here; 0/4 cells done)"
+    p.durations[0] = 1.0  # a quick first cell says nothing of a sweep in the next one
+    assert p.left() == "time left unknown (first run here; 1/4 cells done)"
 
 
 def test_a_long_silence_gets_a_heartbeat():

@@ -74,3 +74,15 @@ def test_package_has_no_placeholders():
     hits = subprocess.run(["git", "grep", "-n", "-E", "NotImplementedError|TODO|FIXME", "--", "i2s"],
                           cwd=REPO, capture_output=True, text=True).stdout
     assert hits == ""
+
+
+@pytest.mark.parametrize("bench", sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py")))
+def test_every_benchmark_imports_and_names_only_what_i2s_has(bench):
+    """`make bench` is not run by CI: at least each benchmark's imports and i2s names must resolve."""
+    import importlib
+    import sys
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        importlib.import_module(bench.removesuffix(".py"))
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))

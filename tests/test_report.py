@@ -108,6 +108,36 @@ def test_reports_fold_each_code_cell_and_keep_its_code(tmp_path):
     assert "print" in folded[0] and "2\n" not in folded[0] and "Prose." not in folded[0]  # code inside, output after
 
 
+def test_reports_show_progress_bars_as_their_last_states_and_keep_warnings_in_view(tmp_path):
+    from i2s import htmlreport
+    bar = "\rtrain (1/2):  {p:>3}%|#         | {n}/10 [00:0{n}<00:09,  1.0it/s]"
+    states = [bar.format(p=10 * n, n=n) for n in range(11)]
+    warning = "/x/scoring.py:74: UserWarning: the array is not writable\n  targets = data.targets[idx]\n"
+    outs = [nbformat.v4.new_output("stream", name="stderr", text=s) for s in states[:6]]
+    outs += [nbformat.v4.new_output("stream", name="stdout", text="epoch 5\n"),
+             nbformat.v4.new_output("stream", name="stderr", text=states[6] + "\n" + warning)]
+    outs += [nbformat.v4.new_output("stream", name="stderr", text=s) for s in states[7:]]
+    cells = [nbformat.v4.new_code_cell("fit()", outputs=outs),
+             nbformat.v4.new_code_cell("warn()", outputs=[nbformat.v4.new_output("stream", name="stderr",
+                                                                                   text=warning)])]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    folded = htmlreport.fold_progress(nb)
+    assert len(nb.cells[0].outputs) == 12  # the executed notebook itself is left as it was
+    kinds = [(o["output_type"], o.get("name")) for o in folded.cells[0]["outputs"]]
+    assert kinds == [("display_data", None), ("stream", "stdout"), ("stream", "stderr")], kinds
+    assert folded.cells[0]["outputs"][2]["text"] == warning  # the warning, word for word, outside the fold
+    assert folded.cells[1]["outputs"] == nb.cells[1].outputs  # a cell without bars is not touched
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    page = htmlreport.render(tmp_path / "01_x.ipynb").read_text()
+    summary = page.split('<details class="i2s-progress"', 1)[1].split("</summary>", 1)[0]
+    assert "10/10" in summary and "5/10" not in summary  # only the last state is in view
+    stream = page.split('<details class="i2s-progress"', 1)[1].split("</details>", 1)[0]
+    assert all(f"{n}/10 [" in stream for n in range(11))  # every state is still in the page, folded
+    before, after = page.split('<details class="i2s-progress"', 1)
+    in_view = before + after.split("</details>", 1)[1]
+    assert in_view.count("UserWarning: the array is not writable") == 2  # both warnings, outside the fold
+
+
 def _long_beside_paper():
     ours = tables.source_label(True)
     return pd.DataFrame([{"split": s, "method": m, "tags": t, "metric": k, ours: v + 1, "std": 0.5,
