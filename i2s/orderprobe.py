@@ -169,7 +169,7 @@ def _curve_point(job, x, lengths, emb, y, parts, hidden, chrono, lr, epochs, see
 
 
 def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chrono: int, lr: float, epochs: int,
-                   seed: int, n_val: int = 300, patience: int = 5, value: float = 1.0, parallel=None) -> pd.DataFrame:
+                   seed: int, n_val: int = 300, patience: int = 0, value: float = 1.0, parallel=None) -> pd.DataFrame:
     """Theme accuracy on the subset's songs at order_signal `value` against the number of training songs: the
     BiLSTM probes (both readouts) and the logistic bag-of-words and word-trigram probes, all trained on the
     first n of the same draw of other songs, the BiLSTM's epoch chosen on `n_val` further songs."""
