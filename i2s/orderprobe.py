@@ -161,18 +161,23 @@ def curve_songs(subset: pd.DataFrame, truth_dir, n_train: int, n_val: int, seed:
     return {"train": drawn.iloc[:n_train], "val": drawn.iloc[n_train:], "test": test}
 
 
-def _curve_point(job, x, lengths, emb, y, parts, hidden, chrono, lr, epochs, seed, patience, threads=1):
+def _curve_point(job, x, lengths, emb, y, parts, hidden, lr, epochs, seed, patience, threads=1):
     torch.set_num_threads(threads)
     train = parts["train"][:job["n"]]
-    return _fit_theme(x, lengths, emb, y, train, parts["val"], parts["test"], job["readout"], hidden, chrono, lr,
-                      epochs, seed, patience=patience)
+    return _fit_theme(x, lengths, emb, y, train, parts["val"], parts["test"], job["readout"], hidden, job["chrono"],
+                      lr, epochs, seed, patience=patience)
+
+
+def _init_label(chrono: int) -> str:
+    return f"chrono {chrono}" if chrono else "PyTorch init"
 
 
 def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chrono: int, lr: float, epochs: int,
                    seed: int, n_val: int = 300, patience: int = 0, value: float = 1.0, parallel=None) -> pd.DataFrame:
     """Theme accuracy on the subset's songs at order_signal `value` against the number of training songs: the
-    BiLSTM probes (both readouts) and the logistic bag-of-words and word-trigram probes, all trained on the
-    first n of the same draw of other songs, the BiLSTM's epoch chosen on `n_val` further songs."""
+    BiLSTM probes (both readouts; with Our's chrono init and, beside it, PyTorch's default init) and the logistic
+    bag-of-words and word-trigram probes, all trained on the first n of the same draw of other songs, the
+    BiLSTM's epoch chosen on `n_val` further songs."""
     from .parallel import pmap
     sizes = sorted({int(n) for n in sizes})
     songs = curve_songs(subset, truth_dir, max(sizes), n_val, seed)
@@ -196,12 +201,14 @@ def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chro
             pred = clf.predict(vec.transform([docs[i] for i in parts["test"]]))
             rows.append({"train_songs": n, "probe": f"logistic, {name}", "accuracy": float((pred == test_y).mean())})
     x, lengths, emb = _encode(toks, kv)
-    jobs = sorted(({"n": n, "readout": r} for n in sizes for r in READOUTS), key=lambda j: -j["n"])
+    inits = sorted({int(chrono), 0}, reverse=True)  # Our's init first; PyTorch's default beside it
+    jobs = sorted(({"n": n, "readout": r, "chrono": c} for n in sizes for r in READOUTS for c in inits),
+                  key=lambda j: -j["n"])
     accs = pmap(_curve_point, jobs, parallel, desc="order probe: learning curve",
-                shared=dict(x=x, lengths=lengths, emb=emb, y=y, parts=parts, hidden=hidden, chrono=chrono, lr=lr,
-                            epochs=epochs, seed=seed, patience=patience))
-    rows += [{"train_songs": j["n"], "probe": f"BiLSTM ({j['readout']} states), whole lyric", "accuracy": a}
-             for j, a in zip(jobs, accs)]
+                shared=dict(x=x, lengths=lengths, emb=emb, y=y, parts=parts, hidden=hidden, lr=lr, epochs=epochs,
+                            seed=seed, patience=patience))
+    rows += [{"train_songs": j["n"], "probe": f"BiLSTM ({j['readout']} states, {_init_label(j['chrono'])}), whole lyric",
+              "accuracy": a} for j, a in zip(jobs, accs)]
     out = pd.DataFrame(rows).sort_values(["probe", "train_songs"], ignore_index=True)
     out["order_signal"], out["test_songs"], out["chance"] = float(value), len(test_y), chance
     return out

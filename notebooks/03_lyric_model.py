@@ -301,7 +301,9 @@ else:
 # write at order_signal 1, so the same BiLSTM probes (and, beside them, the logistic probes on the bag of words and
 # on word trigrams) are trained on the first n of a random draw of them, their epoch chosen on further songs, and
 # tested on the subset's own songs. If accuracy climbs with n, the model class can read the code and the sweep's
-# chance-level result at Shuttersong's size is a matter of data, not of the world or of the code.
+# chance-level result at Shuttersong's size is a matter of data, not of the world or of the code. The BiLSTM runs
+# with Our's chrono initialisation (`chrono`: gates that keep memories for up to that many steps) and, beside it,
+# with PyTorch's default initialisation, since a long-memory start may suit a local code less.
 
 # %%
 if len(planted_runs):

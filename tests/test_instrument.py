@@ -241,8 +241,9 @@ def test_the_learning_curve_trains_on_other_songs_and_tests_on_the_subset(tiny):
     kv = KeyedVectors(8)
     words = sorted({w for t in subset["lyric"] for w in text.tokenize(t)})
     kv.add_vectors(words, np.random.default_rng(1).normal(size=(len(words), 8)).astype(np.float32))
-    curve = orderprobe.learning_curve(subset, world / "truth", [6, 12], kv, 4, 0, 0.01, 2, 0, 6, 1,
+    curve = orderprobe.learning_curve(subset, world / "truth", [6, 12], kv, 4, 3, 0.01, 2, 0, 6, 1,
                                       parallel={"backend": "local", "n_jobs": 1})
     assert set(curve["train_songs"]) == {6, 12} and curve["test_songs"].iloc[0] == len(test)
-    assert len(curve) == 2 * (2 + len(orderprobe.READOUTS)) and curve["accuracy"].between(0, 1).all()
+    assert len(curve) == 2 * (2 + 2 * len(orderprobe.READOUTS)) and curve["accuracy"].between(0, 1).all()
+    assert {"BiLSTM (mean states, chrono 3), whole lyric", "BiLSTM (mean states, PyTorch init), whole lyric"} <= set(curve["probe"])
     assert set(orderprobe.curve_metrics(curve)) >= {"probe_curve/12/logistic, word trigrams/accuracy", "probe_curve/chance"}
