@@ -41,19 +41,19 @@ def trigrams(tokens: list[str], keep: set[str] | None = None) -> list[str]:
             if keep is None or all(w in keep for w in tokens[i:i + 3])]
 
 
+def _logistic_hits(docs: list[list[str]], y: np.ndarray, train, test) -> int:
+    """Test docs a logistic regression on the train docs' feature counts labels right."""
+    if not any(docs[i] for i in train):  # no feature at all in training (no code phrase at 0): the majority class
+        return int((y[test] == np.bincount(y[train]).argmax()).sum())
+    vec = CountVectorizer(analyzer=lambda d: d)
+    clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform([docs[i] for i in train]), y[train])
+    return int((clf.predict(vec.transform([docs[i] for i in test])) == y[test]).sum())
+
+
 def logistic_accuracy(docs: list[list[str]], y: np.ndarray, folds: int, seed: int) -> float:
     """Song-level cross-validated accuracy of a logistic regression on the docs' feature counts."""
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    hits = 0
-    for tr, te in cv.split(np.zeros(len(y)), y):
-        if not any(docs[i] for i in tr):  # no feature at all in training (no code phrase at 0): the majority class
-            hits += int((y[te] == np.bincount(y[tr]).argmax()).sum())
-            continue
-        vec = CountVectorizer(analyzer=lambda d: d)
-        x_tr = vec.fit_transform([docs[i] for i in tr])
-        clf = LogisticRegression(max_iter=2000).fit(x_tr, y[tr])
-        hits += int((clf.predict(vec.transform([docs[i] for i in te])) == y[te]).sum())
-    return hits / len(y)
+    return sum(_logistic_hits(docs, y, tr, te) for tr, te in cv.split(np.zeros(len(y)), y)) / len(y)
 
 
 def _encode(token_lists, kv) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -194,12 +194,9 @@ def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chro
     chance = float(np.bincount(test_y).max() / len(test_y))
     rows = []
     for n in sizes:
-        tr = parts["train"][:n]
         for name, docs in (("bag of words", toks), ("word trigrams", [trigrams(t) for t in toks])):
-            vec = CountVectorizer(analyzer=lambda d: d)
-            clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform([docs[i] for i in tr]), y[tr])
-            pred = clf.predict(vec.transform([docs[i] for i in parts["test"]]))
-            rows.append({"train_songs": n, "probe": f"logistic, {name}", "accuracy": float((pred == test_y).mean())})
+            hits = _logistic_hits(docs, y, parts["train"][:n], parts["test"])
+            rows.append({"train_songs": n, "probe": f"logistic, {name}", "accuracy": hits / len(test_y)})
     x, lengths, emb = _encode(toks, kv)
     inits = sorted({int(chrono), 0}, reverse=True)  # Our's init first; PyTorch's default beside it
     jobs = sorted(({"n": n, "readout": r, "chrono": c} for n in sizes for r in READOUTS for c in inits),
@@ -214,17 +211,18 @@ def learning_curve(subset: pd.DataFrame, truth_dir, sizes, kv, hidden: int, chro
     return out
 
 
+def _flat(table: pd.DataFrame, prefix: str, column: str) -> dict:
+    out = {f"{prefix}/{getattr(r, column):g}/{r.probe}/accuracy": float(r.accuracy) for r in table.itertuples()}
+    if len(table):
+        out[f"{prefix}/chance"] = float(table["chance"].iloc[0])
+    return out
+
+
 def curve_metrics(curve: pd.DataFrame) -> dict:
     """Flat metrics: probe_curve/<n>/<probe>/accuracy and probe_curve/chance."""
-    out = {f"probe_curve/{r.train_songs}/{r.probe}/accuracy": float(r.accuracy) for r in curve.itertuples()}
-    if len(curve):
-        out["probe_curve/chance"] = float(curve["chance"].iloc[0])
-    return out
+    return _flat(curve, "probe_curve", "train_songs")
 
 
 def probe_metrics(table: pd.DataFrame) -> dict:
     """Flat metrics: probe/<value>/<probe>/accuracy and probe/chance."""
-    out = {f"probe/{r.order_signal:g}/{r.probe}/accuracy": float(r.accuracy) for r in table.itertuples()}
-    if len(table):
-        out["probe/chance"] = float(table["chance"].iloc[0])
-    return out
+    return _flat(table, "probe", "order_signal")
