@@ -29,8 +29,11 @@ Choices where the paper is silent (each also commented where it is made):
     type 1, ...), giving n x (R * T). ``combine='mean'`` instead gives the paper's
     literal one-similarity-per-reference vector of length R (same dimension and
     aligned components for image and music), using exp(-mean_t (d_t / sigma_t)^2);
-  * sigma (DtRT normalisation) = median of the non-zero distances between the
-    cluster's training samples and its references, per feature type;
+  * sigma (DtRT normalisation): the paper writes sigma_r^c, "a normalization parameter", and no
+    more. Two readings, both implemented (``sigma=``): 'reference' (default, the index r read as one
+    sigma per reference) = per feature type, the median of the non-zero distances between the
+    cluster's training samples and reference r; 'set' = one per feature type, the median over all
+    (sample, reference) pairs. Notebook 06 shows both side by side;
   * normalized cut = scikit-learn SpectralClustering on standardised music features,
     RBF affinity (Shi & Malik's Gaussian-weighted graph) with the median heuristic
     for gamma, ``assign_labels='discretize'`` (Yu & Shi's multiclass normalized-cut
@@ -66,7 +69,9 @@ Two implementations of the same method:
     written for reading;
   * the fast path, run_setting: everything a (repeat, K) shares across d is done once
     (split, standardisation, normalized cut, the reference order, the distances of the
-    cluster's rows to the largest reference set), distances are float32 BLAS products,
+    cluster's rows to the largest reference set; with per-reference sigma also the DtRT and
+    the CCA factorisation, whose leading blocks are the smaller sets' ones: fit_cca_nested),
+    distances are float32 BLAS products,
     sigma's median is an exact order statistic found in a sampled bracket, all feature
     types' similarities come from one product, and CCA whitens with Cholesky factors on
     the distinct music rows. tests/test_mrcca.py checks it against the reference path
@@ -108,6 +113,8 @@ NCUT_N_FIT = 2000       # spectral clustering runs on at most this many points
 NCUT_AFFINITY = "rbf"   # or "nearest_neighbors"
 NCUT_N_NEIGHBORS = 10   # only for the kNN affinity
 DTRT_COMBINE = "concat"  # or "mean" (one similarity per reference, paper-literal)
+SIGMA = "reference"     # sigma_r per reference and feature type (the paper's indexed sigma_r^c), or "set"
+SIGMAS = ("reference", "set")
 DISTANCE_CHUNK = 2e5    # floats per temporary chi2 block; small blocks stay in cache
 ZERO_SNAP = 1e-12       # a squared distance below this share of |a|^2 + |b|^2 is rounding noise: 0
 METHODS = ("c-cca", "cr-cca", "mr-cca")
@@ -281,7 +288,7 @@ class DtRT:
     refs: np.ndarray
     blocks: list
     metrics: list
-    sigmas: np.ndarray  # one normalisation sigma per feature type
+    sigmas: np.ndarray  # normalisation: one per feature type (T,) or one per type and reference (T, R)
     combine: str = DTRT_COMBINE
 
     def transform(self, X):
@@ -289,7 +296,8 @@ class DtRT:
         return self._similarity(dtrt_distances(X, self.refs, self.blocks, self.metrics))
 
     def _similarity(self, D):
-        D = D.reshape(len(D), len(self.sigmas), len(self.refs)) / self.sigmas[:, None]
+        sig = self.sigmas[:, None] if self.sigmas.ndim == 1 else self.sigmas
+        D = D.reshape(len(D), len(sig), len(self.refs)) / sig
         if self.combine == "concat":
             return np.exp(-D ** 2).reshape(len(D), -1)
         if self.combine == "mean":
@@ -297,17 +305,28 @@ class DtRT:
         raise ValueError(f"unknown combine {self.combine!r}")
 
 
-def fit_dtrt(X, refs, blocks=None, metrics=None, combine=DTRT_COMBINE):
-    """DtRT with sigma per feature type = median non-zero distance from X to refs."""
-    return _fit_transform_dtrt(X, refs, blocks, metrics, combine)[0]
+def fit_dtrt(X, refs, blocks=None, metrics=None, combine=DTRT_COMBINE, sigma=SIGMA):
+    """DtRT with sigma = median non-zero distance from X to each reference ('reference') or to all ('set')."""
+    return _fit_transform_dtrt(X, refs, blocks, metrics, combine, sigma)[0]
 
 
-def _fit_transform_dtrt(X, refs, blocks, metrics, combine):
+def _fit_transform_dtrt(X, refs, blocks, metrics, combine, sigma=SIGMA):
     # fitting needs the very distances the transform needs; compute them once
+    if sigma not in SIGMAS:
+        raise ValueError(f"sigma must be one of {SIGMAS}, not {sigma!r}")
     blocks, metrics = _blocks(blocks, metrics)
     refs = np.asarray(refs, float)
     D = dtrt_distances(X, refs, blocks, metrics)
     Dt = D.reshape(len(D), len(blocks), len(refs))
+    if sigma == "reference":
+        # sigma_r: the median non-zero distance of the fitted rows to reference r (a reference without any
+        # non-zero distance keeps 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sigmas = np.nanmedian(np.where(Dt > 0, Dt, np.nan), axis=0)
+        sigmas = np.where(np.isnan(sigmas), 1.0, sigmas)
+        dtrt = DtRT(refs, blocks, metrics, sigmas, combine)
+        return dtrt, dtrt._similarity(D)
     sigmas = np.ones(len(blocks))
     for t in range(len(blocks)):
         nz = Dt[:, t][Dt[:, t] > 0]
@@ -412,7 +431,7 @@ class MRCCA:
                  reg=REG, method="mr-cca", references="local", C=SVM_C,
                  temperature=TEMPERATURE, image_blocks=None, image_metrics=None,
                  music_blocks=None, music_metrics=None, combine=DTRT_COMBINE,
-                 n_fit=NCUT_N_FIT, seed=0, verbose=False):
+                 n_fit=NCUT_N_FIT, seed=0, verbose=False, sigma=SIGMA):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}")
         if references not in REFERENCES:
@@ -422,6 +441,9 @@ class MRCCA:
         self.image_blocks, self.image_metrics = image_blocks, image_metrics
         self.music_blocks, self.music_metrics = music_blocks, music_metrics
         self.combine, self.n_fit, self.seed, self.verbose = combine, n_fit, seed, verbose
+        if sigma not in SIGMAS:
+            raise ValueError(f"sigma must be one of {SIGMAS}")
+        self.sigma = sigma
 
     def _std_music(self, music):
         return (np.asarray(music, float) - self.music_mean_) / self.music_scale_
@@ -452,9 +474,9 @@ class MRCCA:
         refs = select_references(self.labels_, self.d, seeds[1], self.references)
         if self.references == "global":
             g_img, gX = _fit_transform_dtrt(images, images[refs], self.image_blocks,
-                                            self.image_metrics, self.combine)
+                                            self.image_metrics, self.combine, self.sigma)
             g_mus, gY = _fit_transform_dtrt(music, music[refs], self.music_blocks,
-                                            self.music_metrics, self.combine)
+                                            self.music_metrics, self.combine, self.sigma)
 
         pref_cluster = self.labels_[prefs[:, 0]] if len(prefs) else np.empty(0, int)
         self.clusters_ = []
@@ -462,9 +484,9 @@ class MRCCA:
             members = np.flatnonzero(self.labels_ == c)
             if self.references == "local":
                 dt_img, X = _fit_transform_dtrt(images[members], images[refs[c]],
-                                                self.image_blocks, self.image_metrics, self.combine)
+                                                self.image_blocks, self.image_metrics, self.combine, self.sigma)
                 dt_mus, Y = _fit_transform_dtrt(music[members], music[refs[c]],
-                                                self.music_blocks, self.music_metrics, self.combine)
+                                                self.music_blocks, self.music_metrics, self.combine, self.sigma)
             else:
                 dt_img, dt_mus, X, Y = g_img, g_mus, gX[members], gY[members]
             # CCA only sees the matched pairs; preferences enter through W
@@ -633,6 +655,65 @@ def _similarities(side, rows, refs, sigma, combine):
     return np.exp(-acc, out=acc)
 
 
+def _reference_sigmas(side, rows, refs):
+    """Per-reference sigma (T x R) over `rows`, identical rows skipped, and the summed scaled distances (R x n).
+
+    sigma_{t,r} is the median non-zero distance of the rows to reference r in type t: the skipped pairs are
+    the smallest values of the reference's distances, so it is an order statistic of all of them. The second
+    output is sum_t d_t^2 / (T sigma_{t,r}^2), whose exp(-.) is the rows' DtRT ('mean'); each type's distances
+    are added as soon as its sigma is known, so no type's distances are kept.
+    """
+    T, n = len(side.spans), len(rows)
+    sig = np.ones((T, len(refs)))
+    acc = np.zeros((len(refs), n), np.float32)
+    for t, s in enumerate(side.spans):
+        # references as rows: each reference's distances are contiguous for the partition
+        D2 = _sq_block(side.E[refs, s], side.sqn[refs, t], side.E[rows, s], side.sqn[rows, t])
+        ids = side.ids[t]
+        zeros = np.bincount(ids[rows], minlength=ids.max() + 1)[ids[refs]]
+        groups = np.unique(zeros)
+        for z in groups:
+            m = n - z
+            if m <= 0:
+                continue
+            cols = np.flatnonzero(zeros == z)
+            lo, hi = z + (m - 1) // 2, z + m // 2
+            # one in-place select at hi; the order statistic just below it is the largest value left of it
+            part = D2.copy() if len(groups) == 1 else D2[cols]
+            part.partition(hi, axis=1)
+            v_hi = part[:, hi]
+            v_lo = part[:, :hi].max(1) if lo < hi else v_hi
+            del part
+            sig[t, cols] = (np.sqrt(np.maximum(v_lo, 0).astype(np.float64))
+                            + np.sqrt(np.maximum(v_hi, 0).astype(np.float64))) / 2
+        D2 *= (1.0 / (T * sig[t] ** 2)).astype(np.float32)[:, None]
+        acc += D2
+    return sig, acc
+
+
+def _dtrt_from(acc):
+    """DtRT rows (n x R, float32) from _reference_sigmas' R x n sums."""
+    np.maximum(acc, 0, out=acc)
+    return np.exp(-acc, out=acc).T
+
+
+def _similarities_ref(side, rows, refs, sigma):
+    """DtRT rows (float32, 'mean') to refs with a sigma per type and reference (T x R): one product."""
+    E, sqn, spans = side.E, side.sqn, side.spans
+    T = len(spans)
+    c = (1.0 / (T * sigma ** 2)).T.astype(np.float32)          # R x T
+    col_type = np.concatenate([np.full(s.stop - s.start, t) for t, s in enumerate(spans)])
+    D = E.shape[1]
+    A = np.empty((len(rows), D + T + 1), np.float32)
+    A[:, :D], A[:, D:D + T], A[:, -1] = E[rows], sqn[rows], 1
+    B = np.empty((len(refs), D + T + 1), np.float32)
+    B[:, :D] = -2 * E[refs] * c[:, col_type]
+    B[:, D:D + T], B[:, -1] = c, (sqn[refs] * c).sum(1)
+    acc = A @ B.T
+    np.maximum(acc, 0, out=acc)
+    return np.exp(-acc, out=acc)
+
+
 def _top_svd(M, k):
     """Top-k singular triplets, descending; ARPACK for big matrices (a seeded start keeps it deterministic)."""
     if min(M.shape) <= max(SVD_DENSE_MAX, 2 * k + 1):
@@ -661,6 +742,16 @@ def fit_cca_fast(X, Y, n_components, reg=REG, y_rows=None):
     same for all its frames): Y's moments then count each row once per X row, and the products run on the
     distinct rows, which is fit_cca(X, Y[y_rows]) at a fraction of the cost.
     """
+    return fit_cca_nested(X, Y, [(X.shape[1], Y.shape[1])], n_components, reg, y_rows)[0]
+
+
+def fit_cca_nested(X, Y, sizes, n_components, reg=REG, y_rows=None):
+    """fit_cca_fast on the leading (px, py) columns of X and Y for every (px, py) in sizes, from one factorisation.
+
+    The covariances of leading columns are leading blocks of the full ones, a leading block's Cholesky factor is
+    the leading block of the full factor, and so the whitened cross-covariance of the first px, py columns is
+    the leading block of the full one: only the top singular vectors are computed per size.
+    """
     import scipy.linalg as sla
     X = np.asarray(X, np.float32)
     Y = np.asarray(Y, np.float32)
@@ -684,16 +775,22 @@ def fit_cca_fast(X, Y, n_components, reg=REG, y_rows=None):
         Ly = sla.cholesky(_gram(Yc * np.sqrt(count)[:, None].astype(np.float32), None, n, reg), lower=True,
                           overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:  # singular without a ridge: the pseudo-inverse of the reference copes
-        return fit_cca(X.astype(np.float64), (Y if y_rows is None else Y[y_rows]).astype(np.float64), n_components, reg)
+        Yr = Y if y_rows is None else Y[y_rows]
+        return [fit_cca(X[:, :px].astype(np.float64), Yr[:, :py].astype(np.float64), n_components, reg)
+                for px, py in sizes]
     # M = Lx^-1 Cxy Ly^-T in float32: a Cholesky factor's condition number is the square root of its
     # matrix's (~70 at the default ridge), so the solves keep ~1e-6 relative accuracy at half the cost
     Lx32, Ly32 = Lx.astype(np.float32), Ly.astype(np.float32)
     M = sla.solve_triangular(Lx32, (Xs.T @ Yc) / np.float32(n), lower=True, check_finite=False)
     M = sla.solve_triangular(Ly32, M.T, lower=True, check_finite=False).T.astype(np.float64)
-    k = min(n_components, min(M.shape))
-    U, s, Vt = _top_svd(M, k)
-    return CCAModel(mx, my, sla.solve_triangular(Lx, U, lower=True, trans="T", check_finite=False),
-                    sla.solve_triangular(Ly, Vt.T, lower=True, trans="T", check_finite=False), s)
+    out = []
+    for px, py in sizes:
+        k = min(n_components, px, py)
+        U, s, Vt = _top_svd(np.ascontiguousarray(M[:px, :py]), k)
+        out.append(CCAModel(mx[:px], my[:py],
+                            sla.solve_triangular(Lx[:px, :px], U, lower=True, trans="T", check_finite=False),
+                            sla.solve_triangular(Ly[:py, :py], Vt.T, lower=True, trans="T", check_finite=False), s))
+    return out
 
 
 def _project(S, mean, W):
@@ -740,6 +837,28 @@ def _fit_cluster(img, mus, members, pref, refs, sigma_img, sigma_mus, combine, n
         x = _project(X[len(m_img) + np.searchsorted(pref_imgs, pref[:, 1:])], model.mean_x, model.Wx)
         W = rank_weights(x[:, 0] * y, x[:, 1] * y, C, svm_seed)
     return model, W
+
+
+def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_components, reg, C, svm_seed):
+    """One cluster's CCA and ranking weights for every reference count in sizes (per-reference sigma).
+
+    X (members x R) and Y (distinct segments x R) are the DtRT to all R references; the references for a size
+    are its first columns (the sets nest), so one factorisation serves all sizes (fit_cca_nested). pref as in
+    _fit_cluster. Returns [(model, W, seconds of that size's own steps)].
+    """
+    pref_imgs = np.unique(pref[:, 1:])
+    Xp = _similarities_ref(img, pref_imgs, r_img, sig_img) if len(pref) else None
+    models = fit_cca_nested(X, Y, [(R, R) for R in sizes], n_components, reg, y_rows)
+    out = []
+    for R, model in zip(sizes, models):
+        t = time.perf_counter()
+        W = np.ones(len(model.corrs))  # no preferences here -> plain CCA (Eq. 1)
+        if len(pref):
+            y = _project(Y[y_rows[pref[:, 0]], :R], model.mean_y, model.Wy)
+            x = _project(Xp[np.searchsorted(pref_imgs, pref[:, 1:]), :R], model.mean_x, model.Wx)
+            W = rank_weights(x[:, 0] * y, x[:, 1] * y, C, svm_seed)
+        out.append((model, W, time.perf_counter() - t))
+    return out
 
 
 def _pair_scores(model, W, X_eval, Y_eval, votes):
@@ -840,15 +959,16 @@ def _column(part, method, unanimous=False):
 
 def run_repeat(music, images, frame_segment, prefs, n_train, K, d, seed, references="local",
                combine="mean", image_blocks=None, image_metrics=None, music_blocks=None,
-               music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0):
+               music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0, sigma=SIGMA):
     """One repeat with the reference MRCCA: split, fit once, score C-CCA, CR-CCA, MR-CCA on val and test votes."""
     inp = repeat_inputs(music, frame_segment, prefs, n_train, seed, val_fraction, music_blocks, music_metrics)
     t0 = time.perf_counter()
     model = MRCCA(n_clusters=K, d=d, n_components=n_components, references=references, combine=combine,
                   image_blocks=image_blocks, image_metrics=image_metrics, music_blocks=music_blocks,
-                  music_metrics=music_metrics, seed=seed).fit(images[inp.frames],
+                  music_metrics=music_metrics, seed=seed, sigma=sigma).fit(images[inp.frames],
                                                               inp.music_z[frame_segment[inp.frames]], inp.fit_votes)
     out = _row(K, d, seed, references, val_fraction, time.perf_counter() - t0, inp)
+    out["sigma"] = sigma
     for part, votes in inp.eval_votes.items():
         agree = inp.unanimous[part]
         for method in METHODS:
@@ -859,7 +979,8 @@ def run_repeat(music, images, frame_segment, prefs, n_train, K, d, seed, referen
 
 def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, references="local",
                 combine="mean", image_blocks=None, image_metrics=None, music_blocks=None,
-                music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0, details=False, image_side=None):
+                music_metrics=None, n_components=N_COMPONENTS, val_fraction=0.0, details=False, image_side=None,
+                sigma=SIGMA):
     """run_repeat for every d in `d` (an int or a list) at once, on the fast path: one row per d.
 
     Split, standardisation, normalized cut and the draw of reference order are done once and shared by all
@@ -867,7 +988,13 @@ def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, refere
     one model: the shared steps' time divided among the d, plus that d's own steps; scoring is excluded.
     With details=True each row also carries the fitted pieces (labels, sigmas, CCAs, W) for tests.
     image_side: embed_images(images, image_blocks, image_metrics), to reuse across calls (sweep does).
+    sigma='reference' (one sigma per reference, so a reference's DtRT column is the same for every d): one
+    CCA factorisation per cluster serves all d (fit_cca_nested); sigma='set' fits each d on its own.
     """
+    if sigma not in SIGMAS:
+        raise ValueError(f"sigma must be one of {SIGMAS}, not {sigma!r}")
+    if sigma == "reference" and combine != "mean":
+        raise ValueError("the fast path's per-reference sigma needs combine='mean': use run_repeat")
     ds = sorted({int(x) for x in np.atleast_1d(d)})
     inp = repeat_inputs(music, frame_segment, prefs, n_train, seed, val_fraction, music_blocks, music_metrics)
     t0 = time.perf_counter()  # from here on, as run_repeat times MRCCA.fit
@@ -907,6 +1034,12 @@ def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, refere
         refs = frames[pool[:max(sizes)]]
         # sigma over the cluster's rows (local) or all fitting rows (global), as _fit_transform_dtrt
         sig_rows = frames if references == "global" else frames[members[clusters[0]]]
+        if sigma == "reference":
+            shared += time.perf_counter() - t
+            shared += _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, sizes, pref,
+                                   pref_cluster, position, references, n_components, int(seeds[2]), ev_frames,
+                                   ev_segs, ev_votes, scores, own, fitted if details else None)
+            continue
         sig_img = _sigmas(img, sig_rows, refs, sizes)
         sig_mus = _sigmas(mus, fseg[sig_rows], fseg[refs], sizes)
         shared += time.perf_counter() - t
@@ -932,6 +1065,7 @@ def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, refere
     n_val = len(inp.eval_votes["val"])
     for i, x in enumerate(ds):
         out = _row(K, x, seed, references, val_fraction, shared / len(ds) + own[i], inp)
+        out["sigma"] = sigma
         plain_a, plain_b, rank_a, rank_b = scores[i]
         for part, sl in (("val", slice(0, n_val)), ("test", slice(n_val, None))):
             d2 = d2_eval[sl]
@@ -947,6 +1081,42 @@ def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, refere
             out.update(labels=labels, centroids=centroids, temperature=temperature, clusters=fitted[i])
         rows.append(out)
     return rows
+
+
+def _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, sizes, pref, pref_cluster, position,
+                 references, n_components, svm_seed, ev_frames, ev_segs, ev_votes, scores, own, fitted):
+    """run_setting's per-reference-sigma fits of one reference pool (a local cluster or the global set).
+
+    Fills scores and own (per size) in place and appends to fitted (when given); returns the seconds shared
+    by all sizes (sigmas, DtRT, the CCA factorisation, the eval transforms).
+    """
+    t0 = time.perf_counter()
+    own_here = 0.0
+    sig_img, acc_img = _reference_sigmas(img, sig_rows, refs)
+    r_mus = fseg[refs]
+    sig_mus, acc_mus = _reference_sigmas(mus, fseg[sig_rows], r_mus)
+    X_all, Y_all = _dtrt_from(acc_img), _dtrt_from(acc_mus)   # sig_rows x R
+    t = time.perf_counter()
+    X_ev = _similarities_ref(img, ev_frames, refs, sig_img)
+    Y_ev = _similarities_ref(mus, ev_segs, r_mus, sig_mus)
+    own_here += time.perf_counter() - t   # eval transforms: excluded from fit_s like scoring
+    for c in clusters:
+        # the cluster's members among sig_rows: all of them (local) or its rows of the fitting set (global)
+        pos = np.arange(len(sig_rows)) if references == "local" else members[c]
+        segs, first, y_rows = np.unique(fseg[frames[members[c]]], return_index=True, return_inverse=True)
+        P = pref[pref_cluster == c]
+        P = np.column_stack([position[P[:, 0]], frames[P[:, 1]], frames[P[:, 2]]]).reshape(-1, 3)
+        fits = _fit_cluster_nested(img, X_all[pos], Y_all[pos[first]], y_rows.ravel(), P, refs, sizes, sig_img,
+                                   n_components, REG, SVM_C, svm_seed + c)
+        for i, (R, (model, W, sec)) in enumerate(zip(sizes, fits)):
+            t = time.perf_counter()
+            scores[i, :, :, c] = _pair_scores(model, W, X_ev[:, :R], Y_ev[:, :R], ev_votes)
+            own[i] += sec
+            own_here += sec + time.perf_counter() - t
+            if fitted is not None:
+                fitted[i].append({"cca": model, "W": W, "sigma_img": sig_img[:, :R], "sigma_mus": sig_mus[:, :R]})
+    # scoring and the eval transforms are excluded from fit_s, as in the per-d path
+    return time.perf_counter() - t0 - own_here
 
 
 def _run_config(config, **data):
@@ -1073,6 +1243,22 @@ def _standardise_l2_blocks(music, mu, sd, blocks, metrics):
     return out
 
 
+
+
+def sigma_readings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Both readings of the DtRT's sigma at one setting: mean and std over repeats of consistency and fit time."""
+    cols = {"val mr-cca": "validation MR-CCA %", "mr-cca": "test MR-CCA %", "c-cca": "test C-CCA %",
+            "fit_s": "fit s"}
+    g = runs.groupby("sigma")
+    mean, std = g[list(cols)].mean(), g[list(cols)].std()
+    out = pd.DataFrame(index=mean.index)
+    for col, name in cols.items():
+        scale = 1 if col == "fit_s" else 100
+        out[name] = scale * mean[col]
+        out[name + " std"] = scale * std[col]
+    out.insert(0, "repeats", g.size())
+    out.index.name = "sigma reading"
+    return out.reset_index().round(3)
 
 
 def findings(runs_k, runs_d, runs_ref, paper=None):

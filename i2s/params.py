@@ -162,7 +162,7 @@ def rule(key: str) -> Rule:
 @functools.lru_cache(maxsize=1)
 def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices come from the modules that own them)
     """The schema of params.yaml: section → key → Rule (the `world` section: `synth.check_params`)."""
-    from . import detector, lyricdata, networks
+    from . import detector, lyricdata, mrcca, networks
     nonneg, pos, frac = Rule("int", 0), Rule("int", 1), Rule("number", 0, 1)
     group, split = Rule("choice", choices=lyricdata.GROUPS), Rule("choice", choices=lyricdata.SPLITS)
     methods = Rule("list", of=Rule("choice", choices=tuple(networks.MODEL_CLASSES)))
@@ -204,7 +204,8 @@ def SCHEMA() -> dict:  # noqa: N802 (a constant, built on first use: the choices
                   "d_for_k_sweep": pos, "d_min": pos, "d_max": pos, "k_for_d_sweep": Rule("int", 2),
                   "table1_k": Rule("int", 2), "table1_d": pos, "table1_repeats": pos,
                   "settings": Rule("list", of=Rule("list", of=Rule("int", 2))), "val_fraction": Rule("number", 0.01, 0.5),
-                  "n_components": pos, "combine": Rule("choice", choices=("mean", "concat")), "seed": nonneg},
+                  "n_components": pos, "combine": Rule("choice", choices=("mean", "concat")),
+                  "sigma": Rule("choice", choices=mrcca.SIGMAS), "seed": nonneg},
         "parallel": {"backend": Rule("choice", choices=("local", "dask")), "n_jobs": pos,
                      "scheduler": Rule("str", empty=True), "device": Rule("choice", choices=("auto", "cpu", "cuda"))},
     }

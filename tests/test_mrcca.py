@@ -145,14 +145,19 @@ def test_dtrt_shape_and_zero_self_distance():
     a, b = X[0, 3:], X[5, 3:]
     assert np.isclose(D[0, 4], 0.5 * np.sum((a - b) ** 2 / (a + b)))
 
-    dt = fit_dtrt(X, X[ref_idx], blocks, metrics)
+    dt = fit_dtrt(X, X[ref_idx], blocks, metrics, sigma="set")
     S = dt.transform(X)
     assert S.shape == (30, 6) and np.all((S > 0) & (S <= 1))
     np.testing.assert_allclose(S[ref_idx[1], [1, 4]], 1.0)  # exp(-0) for a reference itself
     # the paper's conversion s = exp(-d^2 / sigma^2), per feature type
     np.testing.assert_allclose(S, np.exp(-(D / np.repeat(dt.sigmas, 3)) ** 2))
-    # sigma per type is the median non-zero distance to the references
+    # sigma per type ('set') is the median non-zero distance to the references
     np.testing.assert_allclose(dt.sigmas[0], np.median(D[:, :3][D[:, :3] > 0]))
+    # per reference (the default): the median non-zero distance to that reference, per type
+    dr = fit_dtrt(X, X[ref_idx], blocks, metrics)
+    assert dr.sigmas.shape == (2, 3)
+    np.testing.assert_allclose(dr.sigmas[1, 2], np.median(D[:, 5][D[:, 5] > 0]))
+    np.testing.assert_allclose(dr.transform(X), np.exp(-(D / dr.sigmas.ravel()) ** 2))
     S_mean = fit_dtrt(X, X[ref_idx], blocks, metrics, combine="mean").transform(X)
     assert S_mean.shape == (30, 3)
     np.testing.assert_allclose(pairwise_distance(X[:4], X[:4], "cosine").diagonal(), 0, atol=1e-12)
@@ -288,32 +293,95 @@ def ptoy():
 SCORE_COLUMNS = [f"{p}{m}{u}" for p in ("", "val ") for m in ("c-cca", "cr-cca", "mr-cca") for u in ("", " unanimous")]
 
 
-@pytest.mark.parametrize("combine", ["mean", "concat"])
-def test_fast_path_equals_reference(ptoy, combine):
+@pytest.mark.parametrize("combine,sigma", [("mean", "reference"), ("mean", "set"), ("concat", "set")])
+def test_fast_path_equals_reference(ptoy, combine, sigma):
     # float32 distances carry ~1e-6 relative error and the ranking SVM stops at a tolerance, so scores differ
     # in the 5th-6th digit: a vote can only flip if its two pairs score within that, i.e. about never
-    data = {**ptoy, "combine": combine}
+    data = {**ptoy, "combine": combine, "sigma": sigma}
     for K in (2, 3):
         fast = mrcca.run_setting(**data, K=K, d=[3, 5], seed=4, val_fraction=0.2, details=True)
         for row in fast:
             ref = mrcca.run_repeat(**data, K=K, d=row["d"], seed=4, val_fraction=0.2)
             inp = mrcca.repeat_inputs(data["music"], data["frame_segment"], data["prefs"], data["n_train"], 4, 0.2,
                                       data["music_blocks"], data["music_metrics"])
-            model = MRCCA(n_clusters=K, d=row["d"], n_components=4, combine=combine, seed=4,
+            model = MRCCA(n_clusters=K, d=row["d"], n_components=4, combine=combine, seed=4, sigma=sigma,
                           image_blocks=data["image_blocks"], image_metrics=data["image_metrics"],
                           music_blocks=data["music_blocks"], music_metrics=data["music_metrics"])
             model.fit(data["images"][inp.frames], inp.music_z[data["frame_segment"][inp.frames]], inp.fit_votes)
             np.testing.assert_array_equal(row["labels"], model.labels_)
             assert row["temperature"] == model.temperature_
             for cm, fc in zip(model.clusters_, row["clusters"]):
-                np.testing.assert_allclose(fc["sigma_img"], cm.dtrt_img.sigmas, rtol=1e-5)
-                np.testing.assert_allclose(fc["sigma_mus"], cm.dtrt_mus.sigmas, rtol=1e-5)
+                # per-reference sigmas: the reference path sorts its references, the fast one keeps draw order
+                order = (lambda a: np.sort(a, axis=-1)) if sigma == "reference" else (lambda a: a)  # noqa: E731
+                # a single small float32 distance (|a|^2 + |b|^2 - 2ab) keeps ~1e-5 of its value, a median of one
+                # set of them more: the per-reference medians get the looser tolerance
+                tol = 1e-4 if sigma == "reference" else 1e-5
+                np.testing.assert_allclose(order(fc["sigma_img"]), order(cm.dtrt_img.sigmas), rtol=tol)
+                np.testing.assert_allclose(order(fc["sigma_mus"]), order(cm.dtrt_mus.sigmas), rtol=tol)
                 np.testing.assert_allclose(fc["cca"].corrs, cm.cca.corrs, rtol=1e-4, atol=1e-6)
                 np.testing.assert_allclose(fc["W"], cm.W, rtol=1e-2, atol=1e-3)
             for col in SCORE_COLUMNS:
                 n = row["test_votes"] if not col.startswith("val") else row["val_votes"]
                 assert abs(row[col] - ref[col]) <= 1 / n, col
             assert row["train_votes"] == ref["train_votes"] and row["val_votes"] == ref["val_votes"] > 0
+
+
+@pytest.mark.parametrize("references", ["local", "global"])
+def test_fast_path_per_reference_sigma_at_global_references(ptoy, references):
+    rows = mrcca.run_setting(**ptoy, K=3, d=[2, 4], seed=1, val_fraction=0.2, references=references)
+    for row in rows:
+        ref = mrcca.run_repeat(**ptoy, K=3, d=row["d"], seed=1, val_fraction=0.2, references=references)
+        for col in SCORE_COLUMNS:
+            n = row["test_votes"] if not col.startswith("val") else row["val_votes"]
+            assert abs(row[col] - ref[col]) <= 1 / n, col
+
+
+def test_a_d_sweep_equals_each_d_fitted_alone(ptoy):
+    # per-reference sigma: the d sweep shares one factorisation per cluster; fitting each d alone must agree
+    swept = mrcca.run_setting(**ptoy, K=2, d=[2, 3, 6], seed=2, val_fraction=0.2, details=True)
+    for row in swept:
+        alone = mrcca.run_setting(**ptoy, K=2, d=row["d"], seed=2, val_fraction=0.2, details=True)[0]
+        for a, b in zip(row["clusters"], alone["clusters"]):
+            np.testing.assert_allclose(a["cca"].corrs, b["cca"].corrs, rtol=1e-4, atol=1e-6)
+            np.testing.assert_array_equal(a["sigma_img"], b["sigma_img"])
+        for col in SCORE_COLUMNS:
+            n = row["test_votes"] if not col.startswith("val") else row["val_votes"]
+            assert abs(row[col] - alone[col]) <= 1 / n, col
+
+
+def test_nested_cca_equals_cca_on_leading_columns():
+    X, Y = correlated(n=500, seed=3)
+    X = np.hstack([X, np.sin(X), X ** 2])
+    Y = np.hstack([Y, np.cos(Y)])
+    sizes = [(3, 2), (X.shape[1] - 2, Y.shape[1] - 1), (X.shape[1], Y.shape[1])]
+    for (px, py), model in zip(sizes, mrcca.fit_cca_nested(X, Y, sizes, 2)):
+        ref = fit_cca(X[:, :px], Y[:, :py], 2)
+        np.testing.assert_allclose(model.corrs, ref.corrs, rtol=1e-4)
+        np.testing.assert_allclose(model.transform_x(X[:, :px]) * model.transform_y(Y[:, :py]),
+                                   ref.transform_x(X[:, :px]) * ref.transform_y(Y[:, :py]), rtol=1e-3, atol=1e-4)
+
+
+def test_reference_sigma_is_each_references_median_nonzero_distance():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(70, 5))
+    X[10:20] = X[0]  # duplicates of reference 0: their distances to it are 0 and skipped
+    blocks = [slice(0, 3), slice(3, 5)]
+    side = mrcca._Side.of(X, blocks, ["l2", "l2"])
+    refs = np.array([0, 3, 7, 40, 41, 42])
+    sig, acc = mrcca._reference_sigmas(side, np.arange(70), refs)
+    D = dtrt_distances(X, X[refs], blocks, ["l2", "l2"]).reshape(70, 2, len(refs))
+    want = np.array([[np.median(D[:, t, r][D[:, t, r] > 0]) for r in range(len(refs))] for t in range(2)])
+    np.testing.assert_allclose(sig, want, rtol=1e-5)
+    # and the reference path's DtRT has the same sigmas
+    np.testing.assert_allclose(mrcca.fit_dtrt(X, X[refs], blocks, ["l2", "l2"], "mean", "reference").sigmas, want)
+    np.testing.assert_allclose(acc.T, ((D / want) ** 2).mean(1), rtol=1e-4, atol=1e-5)
+
+
+def test_per_reference_sigma_on_the_fast_path_needs_mean_combine(ptoy):
+    with pytest.raises(ValueError, match="combine='mean'"):
+        mrcca.run_setting(**{**ptoy, "combine": "concat"}, K=2, d=3, seed=0, sigma="reference")
+    with pytest.raises(ValueError, match="sigma"):
+        mrcca.run_setting(**ptoy, K=2, d=3, seed=0, sigma="per-row")
 
 
 def test_fast_cca_equals_reference_cca(monkeypatch):
