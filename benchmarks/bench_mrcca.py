@@ -1,6 +1,7 @@
 """MR-CCA training time at the paper's full scale (K = 10, d = 10): one local- and one global-reference fit on
 the fast path, beside the paper's Table 1 seconds (one 2.8 GHz CPU) as ratios, and the fast path's speed-up over
-the reference MRCCA measured in the same run.
+the reference MRCCA measured in the same run. Also one repeat of the protocol's sweeps beside its BLAS floor: the
+time its fits' unavoidable float32 products take at this machine's rates, measured in the same run.
 
 Run: `.venv/bin/python -m pytest benchmarks/bench_mrcca.py -q -s` (or `make bench`). Needs a generated world:
 $I2S_MV_WORLD, else data/00_mv_world (`python -m i2s.musicvideos --params params.yaml` with mv_world.scale 1.0
@@ -88,3 +89,81 @@ def test_d_sweep_time_by_sigma_reading():
         print(f"  sigma per {sigma:9s}: {s:7.1f} s for the sweep ({s / len(ds):.1f} s a fit), "
               f"mean MR-CCA consistency {100 * c:.2f}%")
     print(f"  shared factorisation speed-up: {out['set'][0] / out['reference'][0]:.1f}x")
+
+
+def _rates(n=4000):
+    """This machine's single-thread float32 rates (flop/s) for the products a fit is made of."""
+    import numpy as np
+    import scipy.linalg as sla
+    rng = np.random.default_rng(0)
+    A = rng.random((2 * n, n), dtype=np.float32)
+    B = rng.random((2 * n, n), dtype=np.float32)
+    C = (A.T @ A) / np.float32(2 * n)
+    C.flat[::n + 1] += 1
+    L = sla.cholesky(C, lower=True, check_finite=False)
+    out = {}
+    for name, flops, fn in (("gemm", 2 * 2 * n * n * n, lambda: A.T @ B), ("syrk", 2 * n * n * n, lambda: A.T @ A),
+                            ("potrf", n ** 3 / 3, lambda: sla.cholesky(C, lower=True, check_finite=False)),
+                            ("trsm", n ** 3, lambda: sla.solve_triangular(L, C, lower=True, check_finite=False))):
+        fn()
+        t = time.perf_counter()
+        fn()
+        out[name] = flops / (time.perf_counter() - t)
+    return out
+
+
+def _floor_seconds(sizes, rates, d, image_dims, music_dims, sigma_rows=None):
+    """BLAS time of one fit's unavoidable products: distances to the references, the Gram and cross products,
+    two Cholesky factorisations and the two triangular solves of the whitened cross-covariance.
+
+    sizes: (frames, segments) of each cluster; sigma_rows: the rows the DtRT is computed on once for all
+    clusters (global references), else each cluster's own rows."""
+    total, n_all = 0.0, sum(n for n, _ in sizes)
+    R_global = mrcca.n_references(n_all, d)
+    if sigma_rows is not None:
+        total += 2 * sigma_rows * R_global * (image_dims + music_dims) / rates["gemm"]
+    for n, m in sizes:
+        R = R_global if sigma_rows is not None else mrcca.n_references(n, d)
+        if sigma_rows is None:
+            total += 2 * n * R * (image_dims + music_dims) / rates["gemm"]
+        total += (n + m) * R * R / rates["syrk"] + 2 * m * R * R / rates["gemm"]
+        total += 2 * R ** 3 / 3 / rates["potrf"] + 2 * R ** 3 / rates["trsm"]
+    return total
+
+
+def test_one_repeat_against_its_blas_floor():
+    """One repeat of the protocol's sweeps (K = 3..20 at d = 6, d = 2..20 at K = 10) and one global Table 1 fit,
+    timed on the fast path, beside the time the same fits' unavoidable BLAS products take at this machine's
+    own rates measured in the same run (the floor no implementation of this protocol goes below in float32).
+    """
+    import numpy as np
+    w, data = _world()
+    side = mrcca.embed_images(data["images"], data["image_blocks"], data["image_metrics"])
+    image_dims, music_dims = data["images"].shape[1], data["music"].shape[1]
+    fseg = data["frame_segment"]
+    with threadpool_limits(1):
+        rates = _rates()
+        inp = mrcca.repeat_inputs(data["music"], fseg, data["prefs"], data["n_train"], SEED, 0.1)
+        rows = inp.music_z[fseg[inp.frames]]
+        Z = (rows - rows.mean(0)) / np.where(rows.std(0) > 0, rows.std(0), 1)
+        seeds = np.random.default_rng(SEED).integers(2**31, size=3)
+        tasks = [(k, [6], "local") for k in range(3, 21) if k != 10] + [(10, list(range(2, 21)), "local"),
+                                                                       (10, [10], "global")]
+        rows_out = []
+        for K, ds, ref in tasks:
+            labels, _ = mrcca.normalized_cut(Z, K, seeds[0])   # the cut run_setting makes, for the sizes
+            sizes = [(int((labels == c).sum()), len(np.unique(fseg[inp.frames][labels == c])))
+                     for c in range(labels.max() + 1)]
+            floor = _floor_seconds(sizes, rates, min(ds), image_dims, music_dims,
+                                   sigma_rows=len(labels) if ref == "global" else None)
+            t = time.perf_counter()
+            mrcca.run_setting(**data, K=K, d=ds, seed=SEED, references=ref, val_fraction=0.1, image_side=side)
+            rows_out.append((K, ds, ref, time.perf_counter() - t, floor, max(n for n, _ in sizes)))
+    print(f"\nOne repeat on the fast path, 1 BLAS thread; float32 rates here: "
+          + ", ".join(f"{k} {v / 1e9:.0f} GFlop/s" for k, v in rates.items()))
+    for K, ds, ref, s, floor, big in rows_out:
+        dtxt = f"d={ds[0]}" if len(ds) == 1 else f"d={ds[0]}..{ds[-1]}"
+        print(f"  K={K:2d} {dtxt:9s} {ref:6s}: {s:6.1f} s, BLAS floor {floor:6.1f} s ({s / floor:.1f}x); "
+              f"largest cluster {big:,} frames")
+    s, f = sum(r[3] for r in rows_out), sum(r[4] for r in rows_out)
+    print(f"  all: {s:.0f} s against a floor of {f:.0f} s ({s / f:.1f}x)")

@@ -563,6 +563,28 @@ FAST_METRICS = ("l2", "hellinger")
 SVD_DENSE_MAX = 500     # above this many references the top singular vectors come from ARPACK (svds)
 
 
+def keep_freed_memory():
+    """Ask glibc's malloc to keep freed memory for reuse (no-op elsewhere); once per process."""
+    global _MEMORY_KEPT
+    if _MEMORY_KEPT:
+        return
+    _MEMORY_KEPT = True
+    # a fit allocates and frees arrays of hundreds of MB per cluster; by default glibc maps each one afresh and
+    # unmaps it on free, so every array's pages fault in again (about a tenth of a K = 3 fit's time here)
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        libc.mallopt(M_MMAP_MAX, 0)                  # big blocks from the heap, so freed ones are reused ...
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)    # ... and the heap's top is not handed back
+    except (OSError, AttributeError):  # not glibc: the allocator's defaults stand
+        pass
+
+
+_MEMORY_KEPT = False
+
+
 def _embed(X, blocks, metrics):
     """float32 rows whose per-block Euclidean distance is the block's metric, their squared norms (n x T), spans."""
     blocks, metrics = _blocks(blocks, metrics)
@@ -588,14 +610,20 @@ def _row_ids(E, spans):
     return ids
 
 
+def _augmented(E, sqn, refs_side):
+    """[a, |a|^2, 1] (rows) or [-2b, 1, |b|^2] (references) in float32: _sq_block's two factors."""
+    A = np.empty((len(E), E.shape[1] + 2), np.float32)
+    if refs_side:
+        np.multiply(E, -2, out=A[:, :-2])
+        A[:, -2], A[:, -1] = 1, sqn
+    else:
+        A[:, :-2], A[:, -2], A[:, -1] = E, sqn, 1
+    return A
+
+
 def _sq_block(E_rows, sqn_rows, E_refs, sqn_refs):
     """Squared Euclidean distances as one float32 product: [a, |a|^2, 1] . [-2b, 1, |b|^2]."""
-    A = np.empty((len(E_rows), E_rows.shape[1] + 2), np.float32)
-    A[:, :-2], A[:, -2], A[:, -1] = E_rows, sqn_rows, 1
-    B = np.empty((len(E_refs), E_refs.shape[1] + 2), np.float32)
-    B[:, :-2], B[:, -2], B[:, -1] = E_refs, 1, sqn_refs
-    B[:, :-2] *= -2
-    return A @ B.T
+    return _augmented(E_rows, sqn_rows, False) @ _augmented(E_refs, sqn_refs, True).T
 
 
 def _kth_smallest(X, ks, sample=20000):
@@ -655,46 +683,53 @@ def _similarities(side, rows, refs, sigma, combine):
     return np.exp(-acc, out=acc)
 
 
-def _reference_sigmas(side, rows, refs):
-    """Per-reference sigma (T x R) over `rows`, identical rows skipped, and the summed scaled distances (R x n).
+REF_BLOCK = 128   # references per block in _reference_dtrt: a block's distances stay in cache for its passes
+
+
+def _reference_dtrt(side, rows, refs, block=None):
+    """Per-reference sigma (T x R) over `rows`, identical rows skipped, and the rows' DtRT (n x R, 'mean').
 
     sigma_{t,r} is the median non-zero distance of the rows to reference r in type t: the skipped pairs are
-    the smallest values of the reference's distances, so it is an order statistic of all of them. The second
-    output is sum_t d_t^2 / (T sigma_{t,r}^2), whose exp(-.) is the rows' DtRT ('mean'); each type's distances
-    are added as soon as its sigma is known, so no type's distances are kept.
+    the smallest values of the reference's distances, so it is an order statistic of all of them. The DtRT is
+    exp(-sum_t d_t^2 / (T sigma_{t,r}^2)). References are taken `block` at a time (REF_BLOCK), so a block's
+    distances, select, sum and exp run in cache instead of in passes over an R x n array per type.
     """
-    T, n = len(side.spans), len(rows)
-    sig = np.ones((T, len(refs)))
-    acc = np.zeros((len(refs), n), np.float32)
-    for t, s in enumerate(side.spans):
-        # references as rows: each reference's distances are contiguous for the partition
-        D2 = _sq_block(side.E[refs, s], side.sqn[refs, t], side.E[rows, s], side.sqn[rows, t])
-        ids = side.ids[t]
-        zeros = np.bincount(ids[rows], minlength=ids.max() + 1)[ids[refs]]
-        groups = np.unique(zeros)
-        for z in groups:
-            m = n - z
-            if m <= 0:
-                continue
-            cols = np.flatnonzero(zeros == z)
-            lo, hi = z + (m - 1) // 2, z + m // 2
-            # one in-place select at hi; the order statistic just below it is the largest value left of it
-            part = D2.copy() if len(groups) == 1 else D2[cols]
-            part.partition(hi, axis=1)
-            v_hi = part[:, hi]
-            v_lo = part[:, :hi].max(1) if lo < hi else v_hi
-            del part
-            sig[t, cols] = (np.sqrt(np.maximum(v_lo, 0).astype(np.float64))
-                            + np.sqrt(np.maximum(v_hi, 0).astype(np.float64))) / 2
-        D2 *= (1.0 / (T * sig[t] ** 2)).astype(np.float32)[:, None]
-        acc += D2
-    return sig, acc
-
-
-def _dtrt_from(acc):
-    """DtRT rows (n x R, float32) from _reference_sigmas' R x n sums."""
-    np.maximum(acc, 0, out=acc)
-    return np.exp(-acc, out=acc).T
+    block = block or REF_BLOCK
+    T, n, R = len(side.spans), len(rows), len(refs)
+    sig = np.ones((T, R))
+    out = np.empty((n, R), np.float32)
+    # the rows' factor of every type, gathered once for all blocks
+    A = [_augmented(side.E[rows, s], side.sqn[rows, t], False) for t, s in enumerate(side.spans)]
+    zeros = [np.bincount(ids[rows], minlength=ids.max() + 1)[ids[refs]] for ids in side.ids]
+    for a in range(0, R, block):
+        blk = slice(a, min(a + block, R))
+        for t, s in enumerate(side.spans):
+            # references as rows: each reference's distances are contiguous for the partition
+            D2 = _augmented(side.E[refs[blk], s], side.sqn[refs[blk], t], True) @ A[t].T
+            z_blk = zeros[t][blk]
+            groups = np.unique(z_blk)
+            for z in groups:
+                m = n - z
+                if m <= 0:
+                    continue
+                cols = np.flatnonzero(z_blk == z)
+                lo, hi = z + (m - 1) // 2, z + m // 2
+                # one in-place select at hi; the order statistic just below it is the largest value left of it
+                part = D2.copy() if len(groups) == 1 else D2[cols]
+                part.partition(hi, axis=1)
+                v_hi = part[:, hi]
+                v_lo = part[:, :hi].max(1) if lo < hi else v_hi
+                sig[t, a + cols] = (np.sqrt(np.maximum(v_lo, 0).astype(np.float64))
+                                    + np.sqrt(np.maximum(v_hi, 0).astype(np.float64))) / 2
+            D2 *= (1.0 / (T * sig[t, blk] ** 2)).astype(np.float32)[:, None]
+            if t == 0:
+                acc = D2
+            else:
+                acc += D2
+        np.maximum(acc, 0, out=acc)
+        # written transposed a block at a time: rows x references, row-major, for the fit's gathers and products
+        out[:, blk] = np.exp(-acc, out=acc).T
+    return sig, out
 
 
 def _similarities_ref(side, rows, refs, sigma):
@@ -717,19 +752,19 @@ def _similarities_ref(side, rows, refs, sigma):
 def _top_svd(M, k):
     """Top-k singular triplets, descending; ARPACK for big matrices (a seeded start keeps it deterministic)."""
     if min(M.shape) <= max(SVD_DENSE_MAX, 2 * k + 1):
-        U, s, Vt = _svd(M)
+        U, s, Vt = _svd(np.asarray(M, np.float64))
         return U[:, :k], s[:k], Vt[:k]
     from scipy.sparse.linalg import svds
     v0 = np.random.default_rng(0).standard_normal(min(M.shape))
-    U, s, Vt = svds(M, k, v0=v0)
+    U, s, Vt = svds(M, k, v0=v0.astype(M.dtype))
     order = np.argsort(-s)
-    return U[:, order], s[order], Vt[order]
+    return (U[:, order].astype(np.float64), s[order].astype(np.float64), Vt[order].astype(np.float64))
 
 
-def _gram(A, B, n, reg=0.0):
-    """A^T B / n (+ reg on the diagonal) in float64 from a float32 BLAS product (A^T A runs as a rank-k update)."""
-    C = (A.T @ (A if B is None else B)).astype(np.float64)
-    C /= n
+def _gram(A, B, n, reg=0.0, dtype=np.float64):
+    """A^T B / n (+ reg on the diagonal) from a float32 BLAS product (A^T A runs as a rank-k update)."""
+    C = (A.T @ (A if B is None else B)).astype(dtype, copy=False)
+    C /= dtype(n)
     if reg:
         C.flat[::C.shape[1] + 1] += reg
     return C
@@ -745,52 +780,75 @@ def fit_cca_fast(X, Y, n_components, reg=REG, y_rows=None):
     return fit_cca_nested(X, Y, [(X.shape[1], Y.shape[1])], n_components, reg, y_rows)[0]
 
 
-def fit_cca_nested(X, Y, sizes, n_components, reg=REG, y_rows=None):
+def fit_cca_nested(X, Y, sizes, n_components, reg=REG, y_rows=None, overwrite=False):
     """fit_cca_fast on the leading (px, py) columns of X and Y for every (px, py) in sizes, from one factorisation.
 
     The covariances of leading columns are leading blocks of the full ones, a leading block's Cholesky factor is
     the leading block of the full factor, and so the whitened cross-covariance of the first px, py columns is
-    the leading block of the full one: only the top singular vectors are computed per size.
+    the leading block of the full one: only the top singular vectors are computed per size. overwrite=True lets
+    it centre X and Y in place (the callers' private float32 copies), saving two copies of each.
     """
     import scipy.linalg as sla
     X = np.asarray(X, np.float32)
     Y = np.asarray(Y, np.float32)
+    if not overwrite:
+        X, Y = X.copy(), Y.copy()
     n = max(len(X) - 1, 1)
     mx = X.mean(0, dtype=np.float64)
-    Xc = X - mx.astype(np.float32)
+    X -= mx.astype(np.float32)
     if y_rows is None:
-        count, Xs = np.ones(len(Y)), Xc
+        count, Xs = np.ones(len(Y)), X
         my = Y.mean(0, dtype=np.float64)
     else:
         y_rows = np.asarray(y_rows)
         count = np.bincount(y_rows, minlength=len(Y))
-        my = (Y * count[:, None].astype(np.float32)).sum(0, dtype=np.float64) / len(X)
-        # the cross-covariance only needs the sum of centred X rows per Y row (a sparse 0/1 product)
+        my = (count.astype(np.float32) @ Y).astype(np.float64) / len(X)
+        # the cross-covariance only needs the sum of centred X rows per Y row (a sparse product); scaled by
+        # 1/sqrt(count) it pairs with the sqrt(count)-weighted Y of the Y covariance, so Y is weighted once
         from scipy.sparse import csr_matrix
-        Xs = csr_matrix((np.ones(len(X), np.float32), (y_rows, np.arange(len(X)))), shape=(len(Y), len(X))) @ Xc
-    Yc = Y - my.astype(np.float32)
+        w = (1 / np.sqrt(count[y_rows])).astype(np.float32)
+        Xs = csr_matrix((w, (y_rows, np.arange(len(X)))), shape=(len(Y), len(X))) @ X
+    Y -= my.astype(np.float32)
+    if y_rows is not None:
+        Y *= np.sqrt(count).astype(np.float32)[:, None]
     try:
         # any whitening gives the same canonical directions; Cholesky is ~10x cheaper than eigh
-        Lx = sla.cholesky(_gram(Xc, None, n, reg), lower=True, overwrite_a=True, check_finite=False)
-        Ly = sla.cholesky(_gram(Yc * np.sqrt(count)[:, None].astype(np.float32), None, n, reg), lower=True,
-                          overwrite_a=True, check_finite=False)
+        # in float32: its backward error is a perturbation of C no larger than the float32 Gram product's own
+        Lx32 = sla.cholesky(_gram(X, None, n, reg, np.float32), lower=True, overwrite_a=True, check_finite=False)
+        Ly32 = sla.cholesky(_gram(Y, None, n, reg, np.float32), lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:  # singular without a ridge: the pseudo-inverse of the reference copes
-        Yr = Y if y_rows is None else Y[y_rows]
-        return [fit_cca(X[:, :px].astype(np.float64), Yr[:, :py].astype(np.float64), n_components, reg)
-                for px, py in sizes]
+        Xr = X.astype(np.float64) + mx
+        Yr = Y.astype(np.float64) / np.sqrt(count)[:, None] + my
+        Yr = Yr if y_rows is None else Yr[y_rows]
+        return [fit_cca(Xr[:, :px], Yr[:, :py], n_components, reg) for px, py in sizes]
     # M = Lx^-1 Cxy Ly^-T in float32: a Cholesky factor's condition number is the square root of its
     # matrix's (~70 at the default ridge), so the solves keep ~1e-6 relative accuracy at half the cost
-    Lx32, Ly32 = Lx.astype(np.float32), Ly.astype(np.float32)
-    M = sla.solve_triangular(Lx32, (Xs.T @ Yc) / np.float32(n), lower=True, check_finite=False)
-    M = sla.solve_triangular(Ly32, M.T, lower=True, check_finite=False).T.astype(np.float64)
-    out = []
+    M = sla.solve_triangular(Lx32, (Xs.T @ Y) / np.float32(n), lower=True, check_finite=False)
+    M = sla.solve_triangular(Ly32, M.T, lower=True, check_finite=False).T
+    tops = []
     for px, py in sizes:
         k = min(n_components, px, py)
-        U, s, Vt = _top_svd(np.ascontiguousarray(M[:px, :py]), k)
-        out.append(CCAModel(mx[:px], my[:py],
-                            sla.solve_triangular(Lx[:px, :px], U, lower=True, trans="T", check_finite=False),
-                            sla.solve_triangular(Ly[:py, :py], Vt.T, lower=True, trans="T", check_finite=False), s))
-    return out
+        # M holds float32 digits only: ARPACK's single-precision iteration loses none of them (the top
+        # directions agree with a float64 run to ~1e-7) at a third of the time; dense SVDs stay in float64
+        tops.append(_top_svd(np.ascontiguousarray(M[:px, :py]), k))
+    # W = L[:p, :p]^-T U for every size in one solve with the full factor: U padded with zero rows below p
+    # solves to W padded with exact zeros, since L^T is upper triangular (no copy of each leading block);
+    # float32 like M's solves, for the same reason
+    Wx, Wy = (_leading_solves(L, [(p, u) for p, u in parts])
+              for L, parts in ((Lx32, [(px, U) for (px, _), (U, _, _) in zip(sizes, tops)]),
+                               (Ly32, [(py, Vt.T) for (_, py), (_, _, Vt) in zip(sizes, tops)])))
+    return [CCAModel(mx[:px], my[:py], wx, wy, s) for (px, py), (_, s, _), wx, wy in zip(sizes, tops, Wx, Wy)]
+
+
+def _leading_solves(L, parts):
+    """[L[:p, :p]^-T u for (p, u) in parts] from one triangular solve with the whole lower factor L."""
+    import scipy.linalg as sla
+    B = np.zeros((len(L), sum(u.shape[1] for _, u in parts)), L.dtype)
+    at = np.cumsum([0] + [u.shape[1] for _, u in parts])
+    for (p, u), a in zip(parts, at):
+        B[:p, a:a + u.shape[1]] = u
+    Z = sla.solve_triangular(L, B, lower=True, trans="T", check_finite=False)
+    return [Z[:p, a:a + u.shape[1]].astype(np.float64) for (p, u), a in zip(parts, at)]
 
 
 def _project(S, mean, W):
@@ -842,29 +900,53 @@ def _fit_cluster(img, mus, members, pref, refs, sigma_img, sigma_mus, combine, n
 def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_components, reg, C, svm_seed):
     """One cluster's CCA and ranking weights for every reference count in sizes (per-reference sigma).
 
-    X (members x R) and Y (distinct segments x R) are the DtRT to all R references; the references for a size
-    are its first columns (the sets nest), so one factorisation serves all sizes (fit_cca_nested). pref as in
-    _fit_cluster. Returns [(model, W, seconds of that size's own steps)].
+    X (members x R) and Y (distinct segments x R) are the DtRT to all R references, private float32 copies
+    that the fit overwrites; the references for a size are its first columns (the sets nest), so one
+    factorisation serves all sizes (fit_cca_nested). pref as in _fit_cluster. Returns [(model, W, seconds of
+    that size's own steps)].
     """
-    pref_imgs = np.unique(pref[:, 1:])
-    Xp = _similarities_ref(img, pref_imgs, r_img, sig_img) if len(pref) else None
-    models = fit_cca_nested(X, Y, [(R, R) for R in sizes], n_components, reg, y_rows)
+    if len(pref):
+        # each distinct image and segment of the preferences once (projected, then gathered per vote); the
+        # segments' rows are taken before the fit centres X and Y in place
+        pref_imgs, img_of = np.unique(pref[:, 1:], return_inverse=True)
+        pref_segs, seg_of = np.unique(y_rows[pref[:, 0]], return_inverse=True)
+        Xp = _similarities_ref(img, pref_imgs, r_img, sig_img)
+        Yp = Y[pref_segs]
+        img_of, seg_of = img_of.reshape(-1, 2), seg_of.ravel()
+    models = fit_cca_nested(X, Y, [(R, R) for R in sizes], n_components, reg, y_rows, overwrite=True)
+    if len(pref):
+        # a size's means are the leading entries of the widest size's: centre once, slice per size
+        Xp, Yp = _centred(Xp, models, "x"), _centred(Yp, models, "y")
     out = []
     for R, model in zip(sizes, models):
         t = time.perf_counter()
         W = np.ones(len(model.corrs))  # no preferences here -> plain CCA (Eq. 1)
         if len(pref):
-            y = _project(Y[y_rows[pref[:, 0]], :R], model.mean_y, model.Wy)
-            x = _project(Xp[np.searchsorted(pref_imgs, pref[:, 1:]), :R], model.mean_x, model.Wx)
+            y = (Yp[:, :R] @ model.Wy.astype(np.float32))[seg_of]
+            x = (Xp[:, :R] @ model.Wx.astype(np.float32))[img_of]
             W = rank_weights(x[:, 0] * y, x[:, 1] * y, C, svm_seed)
         out.append((model, W, time.perf_counter() - t))
     return out
 
 
-def _pair_scores(model, W, X_eval, Y_eval, votes):
-    """Plain (Eq. 1) and ranked (Eq. 4) scores of each vote's preferred and other pair: 4 arrays."""
-    Px = _project(X_eval, model.mean_x, model.Wx).astype(np.float64)
-    Py = _project(Y_eval, model.mean_y, model.Wy).astype(np.float64)
+def _centred(S, models, side):
+    """S (float32, in place) minus the mean of the widest of the nested models, whose leading entries are
+    every narrower model's mean."""
+    mean = max((getattr(m, f"mean_{side}") for m in models), key=len)
+    S -= mean.astype(np.float32)
+    return S
+
+
+def _pair_scores(model, W, X_eval, Y_eval, votes, centred=False):
+    """Plain (Eq. 1) and ranked (Eq. 4) scores of each vote's preferred and other pair: 4 arrays.
+
+    centred=True: X_eval and Y_eval are already centred on the model's means (a nested sweep centres once)."""
+    if centred:
+        Px = (X_eval @ model.Wx.astype(np.float32)).astype(np.float64)
+        Py = (Y_eval @ model.Wy.astype(np.float32)).astype(np.float64)
+    else:
+        Px = _project(X_eval, model.mean_x, model.Wx).astype(np.float64)
+        Py = _project(Y_eval, model.mean_y, model.Wy).astype(np.float64)
     m, a, b = votes.T
     za, zb = Px[a] * Py[m], Px[b] * Py[m]
     return za.sum(1), zb.sum(1), za @ W, zb @ W
@@ -995,6 +1077,7 @@ def run_setting(music, images, frame_segment, prefs, n_train, K, d, seed, refere
         raise ValueError(f"sigma must be one of {SIGMAS}, not {sigma!r}")
     if sigma == "reference" and combine != "mean":
         raise ValueError("the fast path's per-reference sigma needs combine='mean': use run_repeat")
+    keep_freed_memory()
     ds = sorted({int(x) for x in np.atleast_1d(d)})
     inp = repeat_inputs(music, frame_segment, prefs, n_train, seed, val_fraction, music_blocks, music_metrics)
     t0 = time.perf_counter()  # from here on, as run_repeat times MRCCA.fit
@@ -1092,10 +1175,9 @@ def _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, size
     """
     t0 = time.perf_counter()
     own_here = 0.0
-    sig_img, acc_img = _reference_sigmas(img, sig_rows, refs)
+    sig_img, X_all = _reference_dtrt(img, sig_rows, refs)             # sig_rows x R
     r_mus = fseg[refs]
-    sig_mus, acc_mus = _reference_sigmas(mus, fseg[sig_rows], r_mus)
-    X_all, Y_all = _dtrt_from(acc_img), _dtrt_from(acc_mus)   # sig_rows x R
+    sig_mus, Y_all = _reference_dtrt(mus, fseg[sig_rows], r_mus)
     t = time.perf_counter()
     X_ev = _similarities_ref(img, ev_frames, refs, sig_img)
     Y_ev = _similarities_ref(mus, ev_segs, r_mus, sig_mus)
@@ -1106,11 +1188,19 @@ def _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, size
         segs, first, y_rows = np.unique(fseg[frames[members[c]]], return_index=True, return_inverse=True)
         P = pref[pref_cluster == c]
         P = np.column_stack([position[P[:, 0]], frames[P[:, 1]], frames[P[:, 2]]]).reshape(-1, 3)
-        fits = _fit_cluster_nested(img, X_all[pos], Y_all[pos[first]], y_rows.ravel(), P, refs, sizes, sig_img,
+        # the fit overwrites its X: the local pool's whole DtRT is used once, the global one is gathered per cluster
+        X = X_all if references == "local" else X_all[pos]
+        fits = _fit_cluster_nested(img, X, Y_all[pos[first]], y_rows.ravel(), P, refs, sizes, sig_img,
                                    n_components, REG, SVM_C, svm_seed + c)
+        t = time.perf_counter()
+        models = [model for model, _, _ in fits]
+        # a local pool has one cluster: its eval transforms are centred in place
+        Xc_ev, Yc_ev = ((X_ev, Y_ev) if len(clusters) == 1 else (X_ev.copy(), Y_ev.copy()))
+        Xc_ev, Yc_ev = _centred(Xc_ev, models, "x"), _centred(Yc_ev, models, "y")
+        own_here += time.perf_counter() - t
         for i, (R, (model, W, sec)) in enumerate(zip(sizes, fits)):
             t = time.perf_counter()
-            scores[i, :, :, c] = _pair_scores(model, W, X_ev[:, :R], Y_ev[:, :R], ev_votes)
+            scores[i, :, :, c] = _pair_scores(model, W, Xc_ev[:, :R], Yc_ev[:, :R], ev_votes, centred=True)
             own[i] += sec
             own_here += sec + time.perf_counter() - t
             if fitted is not None:

@@ -354,11 +354,27 @@ def test_nested_cca_equals_cca_on_leading_columns():
     X = np.hstack([X, np.sin(X), X ** 2])
     Y = np.hstack([Y, np.cos(Y)])
     sizes = [(3, 2), (X.shape[1] - 2, Y.shape[1] - 1), (X.shape[1], Y.shape[1])]
-    for (px, py), model in zip(sizes, mrcca.fit_cca_nested(X, Y, sizes, 2)):
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    kept = mrcca.fit_cca_nested(X32, Y32, sizes, 2)
+    np.testing.assert_array_equal(X32, X.astype(np.float32))  # without overwrite the inputs are left alone
+    for (px, py), model, again in zip(sizes, kept, mrcca.fit_cca_nested(X32.copy(), Y32.copy(), sizes, 2,
+                                                                        overwrite=True)):
         ref = fit_cca(X[:, :px], Y[:, :py], 2)
         np.testing.assert_allclose(model.corrs, ref.corrs, rtol=1e-4)
         np.testing.assert_allclose(model.transform_x(X[:, :px]) * model.transform_y(Y[:, :py]),
                                    ref.transform_x(X[:, :px]) * ref.transform_y(Y[:, :py]), rtol=1e-3, atol=1e-4)
+        np.testing.assert_array_equal(again.Wx, model.Wx)  # centring in place changes nothing
+        np.testing.assert_array_equal(again.Wy, model.Wy)
+
+
+def test_leading_solves_equal_solves_with_each_leading_block():
+    import scipy.linalg as sla
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(9, 9))
+    L = np.linalg.cholesky(A @ A.T + 9 * np.eye(9))
+    parts = [(3, rng.normal(size=(3, 2))), (9, rng.normal(size=(9, 1))), (6, rng.normal(size=(6, 3)))]
+    for (p, u), got in zip(parts, mrcca._leading_solves(L, parts)):
+        np.testing.assert_allclose(got, sla.solve_triangular(L[:p, :p], u, lower=True, trans="T"), rtol=1e-12)
 
 
 def test_reference_sigma_is_each_references_median_nonzero_distance():
@@ -368,13 +384,14 @@ def test_reference_sigma_is_each_references_median_nonzero_distance():
     blocks = [slice(0, 3), slice(3, 5)]
     side = mrcca._Side.of(X, blocks, ["l2", "l2"])
     refs = np.array([0, 3, 7, 40, 41, 42])
-    sig, acc = mrcca._reference_sigmas(side, np.arange(70), refs)
     D = dtrt_distances(X, X[refs], blocks, ["l2", "l2"]).reshape(70, 2, len(refs))
     want = np.array([[np.median(D[:, t, r][D[:, t, r] > 0]) for r in range(len(refs))] for t in range(2)])
-    np.testing.assert_allclose(sig, want, rtol=1e-5)
+    for block in (1, 4, None):  # references a block at a time, uneven blocks included: the same result
+        sig, S = mrcca._reference_dtrt(side, np.arange(70), refs, block=block)
+        np.testing.assert_allclose(sig, want, rtol=1e-5)
+        np.testing.assert_allclose(S, np.exp(-((D / want) ** 2).mean(1)), rtol=1e-4, atol=1e-6)
     # and the reference path's DtRT has the same sigmas
     np.testing.assert_allclose(mrcca.fit_dtrt(X, X[refs], blocks, ["l2", "l2"], "mean", "reference").sigmas, want)
-    np.testing.assert_allclose(acc.T, ((D / want) ** 2).mean(1), rtol=1e-4, atol=1e-5)
 
 
 def test_per_reference_sigma_on_the_fast_path_needs_mean_combine(ptoy):
