@@ -669,12 +669,9 @@ def _sigmas(side, sig_rows, refs, sizes):
 def _similarities(side, rows, refs, sigma, combine):
     """DtRT rows (float32): exp(-mean_t d_t^2 / sigma_t^2) to refs ('mean') or per type side by side ('concat')."""
     E, sqn, spans = side.E, side.sqn, side.spans
-    if combine == "mean":
-        # one product for all types: sum_t c_t |a_t - b_t|^2 with c_t = 1 / (T sigma_t^2) folded into b
-        c = 1.0 / (len(spans) * sigma ** 2)
-        scale = np.concatenate([np.full(s.stop - s.start, c[t]) for t, s in enumerate(spans)]).astype(np.float32)
-        acc = _sq_block(E[rows], sqn[rows] @ c, E[refs] * scale, sqn[refs] @ c)
-    elif combine == "concat":
+    if combine == "mean":  # one sigma per type is the per-reference form with equal columns
+        return _similarities_ref(side, rows, refs, np.repeat(np.asarray(sigma, float)[:, None], len(refs), 1))
+    if combine == "concat":
         acc = np.hstack([_sq_block(E[rows, s], sqn[rows, t], E[refs, s], sqn[refs, t]) / np.float32(sigma[t] ** 2)
                          for t, s in enumerate(spans)])
     else:
@@ -733,7 +730,8 @@ def _reference_dtrt(side, rows, refs, block=None):
 
 
 def _similarities_ref(side, rows, refs, sigma):
-    """DtRT rows (float32, 'mean') to refs with a sigma per type and reference (T x R): one product."""
+    """DtRT rows (float32, 'mean') to refs with a sigma per type and reference (T x R): one product,
+    sum_t c_tr |a_t - b_r,t|^2 with c_tr = 1 / (T sigma_tr^2) folded into the references' factor."""
     E, sqn, spans = side.E, side.sqn, side.spans
     T = len(spans)
     c = (1.0 / (T * sigma ** 2)).T.astype(np.float32)          # R x T
@@ -897,20 +895,22 @@ def _fit_cluster(img, mus, members, pref, refs, sigma_img, sigma_mus, combine, n
     return model, W
 
 
-def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_components, reg, C, svm_seed):
+def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_components, reg, C, svm_seed,
+                        pool=None):
     """One cluster's CCA and ranking weights for every reference count in sizes (per-reference sigma).
 
     X (members x R) and Y (distinct segments x R) are the DtRT to all R references, private float32 copies
     that the fit overwrites; the references for a size are its first columns (the sets nest), so one
-    factorisation serves all sizes (fit_cca_nested). pref as in _fit_cluster. Returns [(model, W, seconds of
-    that size's own steps)].
+    factorisation serves all sizes (fit_cca_nested). pref as in _fit_cluster. pool (optional): the pool's DtRT
+    rows and each frame's row in it (-1: not there), where the preferences' frames are looked up before being
+    transformed. Returns [(model, W, seconds of that size's own steps)].
     """
     if len(pref):
         # each distinct image and segment of the preferences once (projected, then gathered per vote); the
         # segments' rows are taken before the fit centres X and Y in place
         pref_imgs, img_of = np.unique(pref[:, 1:], return_inverse=True)
         pref_segs, seg_of = np.unique(y_rows[pref[:, 0]], return_inverse=True)
-        Xp = _similarities_ref(img, pref_imgs, r_img, sig_img)
+        Xp = _pref_dtrt(img, pref_imgs, r_img, sig_img, pool)
         Yp = Y[pref_segs]
         img_of, seg_of = img_of.reshape(-1, 2), seg_of.ravel()
     models = fit_cca_nested(X, Y, [(R, R) for R in sizes], n_components, reg, y_rows, overwrite=True)
@@ -926,6 +926,20 @@ def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_compon
             x = (Xp[:, :R] @ model.Wx.astype(np.float32))[img_of]
             W = rank_weights(x[:, 0] * y, x[:, 1] * y, C, svm_seed)
         out.append((model, W, time.perf_counter() - t))
+    return out
+
+
+def _pref_dtrt(img, frames, refs, sigma, pool=None):
+    """The frames' DtRT to refs: rows the pool already holds are copied, the others transformed."""
+    if pool is None:
+        return _similarities_ref(img, frames, refs, sigma)
+    X_pool, pool_row = pool
+    at = pool_row[frames]
+    have = at >= 0
+    out = np.empty((len(frames), len(refs)), np.float32)
+    out[have] = X_pool[at[have]]
+    if not have.all():
+        out[~have] = _similarities_ref(img, frames[~have], refs, sigma)
     return out
 
 
@@ -996,7 +1010,8 @@ def preference_triples(prefs, frame_segment, train_mask, val_mask=None):
 def _unanimous(prefs, mask):
     # the paper's 84.52% came from 'some human-labelled pairs'; our reading: pairs all labelers agree on
     votes = prefs[mask]
-    return votes.groupby("segment")["prefers_mv"].transform(lambda v: v.all() or not v.any()).to_numpy(bool)
+    g = votes["prefers_mv"].astype(np.int8).groupby(votes["segment"])
+    return (g.transform("min") == g.transform("max")).to_numpy(bool)
 
 
 @dataclass
@@ -1182,6 +1197,10 @@ def _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, size
     X_ev = _similarities_ref(img, ev_frames, refs, sig_img)
     Y_ev = _similarities_ref(mus, ev_segs, r_mus, sig_mus)
     own_here += time.perf_counter() - t   # eval transforms: excluded from fit_s like scoring
+    # the preferences' frames are fitting frames: those among sig_rows have their DtRT rows already (all of
+    # them with global references)
+    pool_row = np.full(len(fseg), -1)
+    pool_row[sig_rows] = np.arange(len(sig_rows))
     for c in clusters:
         # the cluster's members among sig_rows: all of them (local) or its rows of the fitting set (global)
         pos = np.arange(len(sig_rows)) if references == "local" else members[c]
@@ -1191,7 +1210,7 @@ def _nested_pool(img, mus, frames, fseg, members, clusters, refs, sig_rows, size
         # the fit overwrites its X: the local pool's whole DtRT is used once, the global one is gathered per cluster
         X = X_all if references == "local" else X_all[pos]
         fits = _fit_cluster_nested(img, X, Y_all[pos[first]], y_rows.ravel(), P, refs, sizes, sig_img,
-                                   n_components, REG, SVM_C, svm_seed + c)
+                                   n_components, REG, SVM_C, svm_seed + c, pool=(X_all, pool_row))
         t = time.perf_counter()
         models = [model for model, _, _ in fits]
         # a local pool has one cluster: its eval transforms are centred in place

@@ -504,3 +504,28 @@ def test_fast_cca_on_distinct_music_rows_equals_cca_on_repeated_rows():
     shuffled = np.random.default_rng(1).permutation(400)  # rows need not come grouped
     again = mrcca.fit_cca_fast(X[shuffled], Yd, 3, y_rows=y_rows[shuffled])
     np.testing.assert_allclose(again.corrs, ref.corrs, rtol=1e-5)
+
+
+def test_preference_frames_taken_from_the_pool_equal_their_transform():
+    rng = np.random.default_rng(4)
+    X = rng.random((40, 6))
+    side = mrcca._Side.of(X, [slice(0, 2), slice(2, 6)], ["l2", "hellinger"])
+    refs = np.array([1, 5, 9, 30])
+    sig = rng.uniform(0.5, 2.0, (2, len(refs)))
+    want = mrcca._similarities_ref(side, np.arange(40), refs, sig)
+    pool_rows = np.arange(0, 40, 3)                      # the pool holds every third frame
+    pool_row = np.full(40, -1)
+    pool_row[pool_rows] = np.arange(len(pool_rows))
+    frames = np.array([0, 2, 3, 7, 9, 39])               # some in the pool, some not
+    got = mrcca._pref_dtrt(side, frames, refs, sig, (want[pool_rows], pool_row))
+    np.testing.assert_allclose(got, want[frames], rtol=1e-6)
+    assert not np.allclose(mrcca._pref_dtrt(side, frames, refs, sig, (want[pool_rows] * 0, pool_row)), want[frames])
+
+
+def test_unanimous_marks_the_votes_of_segments_whose_labelers_all_agree():
+    prefs = pd.DataFrame({"segment": [1, 1, 2, 2, 2, 3, 3, 4, 5, 5],
+                          "prefers_mv": [True, True, True, False, True, False, False, True, False, True]})
+    mask = np.ones(len(prefs), bool)
+    mask[-1] = False                                     # segment 5's second vote is outside the part
+    got = mrcca._unanimous(prefs, mask)
+    np.testing.assert_array_equal(got, [True, True, False, False, False, True, True, True, True])
