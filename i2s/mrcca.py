@@ -759,10 +759,10 @@ def _top_svd(M, k):
     return (U[:, order].astype(np.float64), s[order].astype(np.float64), Vt[order].astype(np.float64))
 
 
-def _gram(A, B, n, reg=0.0, dtype=np.float64):
-    """A^T B / n (+ reg on the diagonal) from a float32 BLAS product (A^T A runs as a rank-k update)."""
-    C = (A.T @ (A if B is None else B)).astype(dtype, copy=False)
-    C /= dtype(n)
+def _gram(A, B, n, reg=0.0):
+    """A^T B / n (+ reg on the diagonal) as a float32 BLAS product (A^T A runs as a rank-k update)."""
+    C = A.T @ (A if B is None else B)
+    C /= np.float32(n)
     if reg:
         C.flat[::C.shape[1] + 1] += reg
     return C
@@ -812,8 +812,8 @@ def fit_cca_nested(X, Y, sizes, n_components, reg=REG, y_rows=None, overwrite=Fa
     try:
         # any whitening gives the same canonical directions; Cholesky is ~10x cheaper than eigh
         # in float32: its backward error is a perturbation of C no larger than the float32 Gram product's own
-        Lx32 = sla.cholesky(_gram(X, None, n, reg, np.float32), lower=True, overwrite_a=True, check_finite=False)
-        Ly32 = sla.cholesky(_gram(Y, None, n, reg, np.float32), lower=True, overwrite_a=True, check_finite=False)
+        Lx32 = sla.cholesky(_gram(X, None, n, reg), lower=True, overwrite_a=True, check_finite=False)
+        Ly32 = sla.cholesky(_gram(Y, None, n, reg), lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:  # singular without a ridge: the pseudo-inverse of the reference copes
         Xr = X.astype(np.float64) + mx
         Yr = Y.astype(np.float64) / np.sqrt(count)[:, None] + my
@@ -850,8 +850,8 @@ def _leading_solves(L, parts):
 
 
 def _project(S, mean, W):
-    """(S - mean) @ W in float32: S is float32 already and the projection has ~10 columns."""
-    return (S - mean.astype(np.float32)) @ W.astype(np.float32)
+    """(S - mean) @ W in float32 (S is float32 already, W has ~10 columns); mean=None: S is centred already."""
+    return (S if mean is None else S - mean.astype(np.float32)) @ W.astype(np.float32)
 
 
 @dataclass
@@ -922,8 +922,8 @@ def _fit_cluster_nested(img, X, Y, y_rows, pref, r_img, sizes, sig_img, n_compon
         t = time.perf_counter()
         W = np.ones(len(model.corrs))  # no preferences here -> plain CCA (Eq. 1)
         if len(pref):
-            y = (Yp[:, :R] @ model.Wy.astype(np.float32))[seg_of]
-            x = (Xp[:, :R] @ model.Wx.astype(np.float32))[img_of]
+            y = _project(Yp[:, :R], None, model.Wy)[seg_of]
+            x = _project(Xp[:, :R], None, model.Wx)[img_of]
             W = rank_weights(x[:, 0] * y, x[:, 1] * y, C, svm_seed)
         out.append((model, W, time.perf_counter() - t))
     return out
@@ -955,12 +955,8 @@ def _pair_scores(model, W, X_eval, Y_eval, votes, centred=False):
     """Plain (Eq. 1) and ranked (Eq. 4) scores of each vote's preferred and other pair: 4 arrays.
 
     centred=True: X_eval and Y_eval are already centred on the model's means (a nested sweep centres once)."""
-    if centred:
-        Px = (X_eval @ model.Wx.astype(np.float32)).astype(np.float64)
-        Py = (Y_eval @ model.Wy.astype(np.float32)).astype(np.float64)
-    else:
-        Px = _project(X_eval, model.mean_x, model.Wx).astype(np.float64)
-        Py = _project(Y_eval, model.mean_y, model.Wy).astype(np.float64)
+    Px = _project(X_eval, None if centred else model.mean_x, model.Wx).astype(np.float64)
+    Py = _project(Y_eval, None if centred else model.mean_y, model.Wy).astype(np.float64)
     m, a, b = votes.T
     za, zb = Px[a] * Py[m], Px[b] * Py[m]
     return za.sum(1), zb.sum(1), za @ W, zb @ W
