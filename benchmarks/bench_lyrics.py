@@ -140,3 +140,63 @@ def test_eq10_training_throughput():
     print(f"\ntraining, 1 thread: Our-attention-linear {pairs / t['Our-attention-linear']:.0f} pairs/s (baseline = 1.00), "
           f"Our-attention (Eq. 10) {pairs / t['Our-attention']:.0f} pairs/s = "
           f"{t['Our-attention-linear'] / t['Our-attention']:.2f}x")
+
+
+def _second_pass_inputs(model, data, images, songs):
+    """What OurAttention.pairs hands its second pass for aligned pairs: per-song input projections, scales."""
+    uniq, pos = np.unique(songs, return_inverse=True)
+    st = scoring.encode_songs(model, data, uniq)
+    pos = torch.as_tensor(pos)
+    s = model.weights({k: v[pos] for k, v in st.items()}, model.query(data.top_tags[torch.as_tensor(images)]))
+    lengths = st["lengths"][pos]
+    scale = s * lengths[:, None]
+    scale_rev = scale.gather(-1, st["rev"][pos])
+    return torch.stack([st["xf"], st["xb"]]), torch.stack([scale, scale_rev]), pos, lengths
+
+
+def test_eq10_compiled_second_pass_against_the_pytorch_loop():
+    """i2s.eq10.second_pass (one compiled loop) against networks.rerun (the PyTorch loop, baseline = 1.00): training
+    batches (forward and backward) and a scoring block (forward only), 1 thread, the same inputs."""
+    from i2s import eq10
+    data = _data()
+    cfg = networks.Config()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = networks.build_model("Our-attention", data, cfg)
+    cells = [model.lstm.fwd, model.lstm.bwd]
+    eq10.kernel()  # built (or loaded) before timing
+    rng = np.random.default_rng(0)
+    batches = training.song_batches(np.arange(len(data.images)), data, cfg.batch_pairs, rng)[:STEPS]
+
+    with torch.no_grad():  # the second pass alone is timed; its inputs are leaves
+        inputs = [_second_pass_inputs(model, data, images, songs) for images, songs in batches]
+
+    def run(fn, grad):
+        t = time.perf_counter()
+        for xproj, scale, pos, lengths in inputs:
+            with torch.set_grad_enabled(grad):
+                x, s = xproj.clone().requires_grad_(grad), scale.clone().requires_grad_(grad)
+                out = fn(x, s, pos, lengths)
+                if grad:
+                    out.sum().backward()
+        return time.perf_counter() - t
+
+    loop = lambda x, s, p, n: networks.rerun(cells, x[:, p], s, n)
+    fused = lambda x, s, p, n: eq10.second_pass(cells, x, s, p, n)
+    pairs = sum(len(b) for b, _ in batches)
+    for grad, what in ((True, "training (forward + backward)"), (False, "scoring (forward)")):
+        run(fused, grad)
+        t_loop, t_fused = run(loop, grad), run(fused, grad)
+        print(f"\nEq. 10 second pass, {what}, {pairs} pairs in batches of ~{cfg.batch_pairs}: PyTorch loop "
+              f"{pairs / t_loop:.0f} pairs/s (baseline = 1.00), compiled {pairs / t_fused:.0f} pairs/s = "
+              f"{t_loop / t_fused:.2f}x")
+    images = np.arange(0, len(data.images), PER_SONG)[:32]
+    songs = np.arange(64)  # scoring.SONG_BLOCK songs of a block
+    grid_i, grid_s = np.repeat(images, len(songs)), np.tile(songs, len(images))
+    with torch.no_grad():
+        xproj, scale, pos, lengths = _second_pass_inputs(model, data, grid_i, grid_s)
+        t = time.perf_counter(); loop(xproj, scale, pos, lengths); t_loop = time.perf_counter() - t
+        t = time.perf_counter(); fused(xproj, scale, pos, lengths); t_fused = time.perf_counter() - t
+    n = len(grid_i)
+    print(f"Eq. 10 second pass, a scoring block of {len(images)} images x {len(songs)} songs: PyTorch loop "
+          f"{n / t_loop:.0f} pairs/s (baseline = 1.00), compiled {n / t_fused:.0f} pairs/s = {t_loop / t_fused:.2f}x")
