@@ -137,6 +137,7 @@ void backward_dir(const at::Tensor& w, const scalar_t* scale, const int64_t* son
 // Returns [final D x P x H] and, with `save`, the activations the backward reads.
 std::vector<at::Tensor> eq10_forward(at::Tensor x, at::Tensor w, at::Tensor scale, at::Tensor song,
                                      at::Tensor length, bool save) {
+  TORCH_CHECK(x.device().is_cpu(), "i2s/eq10.cpp runs on the CPU; on a GPU use networks.rerun");
   const FlushSubnormals flush;
   const int64_t D = x.size(0), T = x.size(2), H = w.size(2), P = scale.size(1);
   at::Tensor final_ = at::zeros({D, P, H}, x.options());

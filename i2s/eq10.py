@@ -40,8 +40,8 @@ def _layout(cells: list[nn.LSTM]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 class _SecondPass(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, scale, song, length):
-        save = torch.is_grad_enabled() or any(ctx.needs_input_grad[:3])
-        out = kernel().forward(x, w, scale, song, length, bool(save))
+        save = any(ctx.needs_input_grad[:3])  # grad mode is always off inside forward: ask what needs a gradient
+        out = kernel().forward(x, w, scale, song, length, save)
         if save:
             ctx.save_for_backward(x, w, scale, song, length, *out[1:])
         return out[0]
@@ -59,8 +59,7 @@ def second_pass(cells: list[nn.LSTM], xproj: torch.Tensor, scale: torch.Tensor, 
     perm, w, b, mult = _layout(cells)
     x = ((xproj[..., perm] + b[:, None, None]) * mult).contiguous()
     order = torch.argsort(lengths, descending=True, stable=True)
-    back = torch.empty_like(order)
-    back[order] = torch.arange(len(order), device=order.device)
+    back = torch.argsort(order)
     final = _SecondPass.apply(x, w.contiguous(), scale[:, order].contiguous(), song[order].contiguous(),
                               lengths[order].to(torch.long).contiguous())
     return final[:, back]
